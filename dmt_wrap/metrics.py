@@ -1,0 +1,292 @@
+"""The AVSL evaluation protocol (cIoU, AUC, extended AP / max-F1) and small-object metrics.
+
+Everything is batched on tensors and gives the same per-image numbers at any batch size.
+Conventions follow the original public evaluation code of the field (LVS, EZ-VSL, SLAVC):
+
+* a map is upsampled bilinearly (half-pixel centres, as ``cv2.resize``) to the ground
+  truth's size and min-max normalised per image;
+* it is binarised at its median: ``B = map >= v`` where ``v`` is the element at position
+  ``n // 2`` of the ascending sorted ``n`` pixels. Without ties this keeps exactly the top
+  half; pixels tied with ``v`` are all kept, so a constant map keeps every pixel;
+* ``cIoU = sum(B * G) / (sum(G) + sum(B * [G == 0]))``, 0 for an empty ``G``;
+* CIoU@0.5 is the fraction of images with ``cIoU >= 0.5``; AUC is the trapezoid area of
+  the success rate at thresholds ``0.05 * i``, ``i = 0..20``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor
+
+AUC_THRESHOLDS = np.array([0.05 * i for i in range(21)])  # as the originals: 0.05 * i
+FLICKR_ANNOTATION_SIZE = 256
+
+
+def _check_pair(maps: Tensor, gt: Tensor) -> None:
+    if maps.dim() != 3 or gt.dim() != 3 or maps.shape[0] != gt.shape[0]:
+        raise ValueError(f"maps must be [B, h, w] and gt [B, H, W] with the same B; got "
+                         f"maps {tuple(maps.shape)} and gt {tuple(gt.shape)}.")
+
+
+def upsample_maps(maps: Tensor, size: Sequence[int]) -> Tensor:
+    """Bilinear (align_corners=False, like cv2.resize) resize of ``[B, h, w]`` maps."""
+    maps = maps.float()
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps[:, None], size=tuple(size), mode="bilinear",
+                         align_corners=False)[:, 0]
+
+
+def minmax_normalise(maps: Tensor) -> Tensor:
+    """Per-image min-max normalisation to [0, 1]; a constant map becomes all zeros."""
+    flat = rearrange(maps, "b h w -> b (h w)")
+    low = flat.amin(dim=1)[:, None, None]
+    span = flat.amax(dim=1)[:, None, None] - low
+    return torch.where(span > 0, (maps - low) / span.clamp_min(torch.finfo(maps.dtype).tiny),
+                       torch.zeros_like(maps))
+
+
+def binarise_at_median(maps: Tensor) -> Tensor:
+    """``maps >= v`` with ``v`` the sorted pixel at index ``n // 2`` (see module docstring)."""
+    flat = rearrange(maps, "b h w -> b (h w)")
+    median = flat.kthvalue(flat.shape[1] // 2 + 1, dim=1).values
+    return maps >= median[:, None, None]
+
+
+def _ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
+    """``numerator / denominator`` in float64 (the originals' numpy precision), 0 where 0/0."""
+    if numerator.device.type == "mps":  # no float64 there
+        numerator, denominator = numerator.cpu(), denominator.cpu()
+    numerator, denominator = numerator.double(), denominator.double()
+    return torch.where(denominator > 0, numerator / denominator.clamp_min(1e-300),
+                       torch.zeros_like(numerator))
+
+
+def ciou_per_image(maps: Tensor, gt: Tensor) -> Tensor:
+    """Consensus IoU of each map with its ground truth ``G`` (values 0 / 0.5 / 1). ``[B]``, float64."""
+    _check_pair(maps, gt)
+    binary = binarise_at_median(minmax_normalise(upsample_maps(maps, gt.shape[-2:]))).float()
+    gt = gt.float()
+    hit = (binary * gt).sum(dim=(1, 2))
+    denominator = gt.sum(dim=(1, 2)) + (binary * (gt == 0)).sum(dim=(1, 2))
+    return _ratio(hit, denominator)  # an empty G has hit 0, so scores 0
+
+
+def _as_numpy(values: Tensor | Sequence[float]) -> np.ndarray:
+    array = values.detach().cpu().double().numpy() if isinstance(values, Tensor) \
+        else np.asarray(values, dtype=np.float64)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"expected a non-empty 1-D list of per-image cIoU values; got shape "
+                         f"{array.shape}.")
+    return array
+
+
+def ciou_at(ciou: Tensor | Sequence[float], threshold: float = 0.5) -> float:
+    """Fraction of images whose cIoU is at least ``threshold`` (CIoU@0.5 when 0.5)."""
+    return float((_as_numpy(ciou) >= threshold).mean())
+
+
+def ciou_auc(ciou: Tensor | Sequence[float]) -> float:
+    """Trapezoid area under the success rate at thresholds 0, 0.05, ..., 1 (x in [0, 1])."""
+    values = _as_numpy(ciou)
+    success = (values[None, :] >= AUC_THRESHOLDS[:, None]).mean(axis=1)
+    return float(np.trapezoid(success, AUC_THRESHOLDS))
+
+
+def pointing_game(maps: Tensor, gt: Tensor) -> Tensor:
+    """Whether the upsampled map's maximum lies inside ``G > 0`` (first maximum on ties). ``[B]`` bool."""
+    _check_pair(maps, gt)
+    flat = rearrange(upsample_maps(maps, gt.shape[-2:]), "b h w -> b (h w)")
+    peak = flat.argmax(dim=1, keepdim=True)
+    return rearrange(gt, "b h w -> b (h w)").gather(1, peak)[:, 0] > 0
+
+
+def _descending_order(scores: Tensor) -> Tensor:
+    """Indices sorting each row by decreasing score; ties keep the lower index first."""
+    return torch.sort(scores, dim=1, descending=True, stable=True).indices
+
+
+def area_iou(maps: Tensor, gt: Tensor) -> Tensor:
+    """IoU of ``G > 0`` with the map's top-k pixels, ``k = |G > 0|``. ``[B]``, float64.
+
+    Ties at the k-th score are broken by raster order (top-left first), so exactly ``k``
+    pixels are predicted. An empty ``G`` scores 0.
+    """
+    _check_pair(maps, gt)
+    scores = rearrange(upsample_maps(maps, gt.shape[-2:]), "b h w -> b (h w)")
+    target = rearrange(gt, "b h w -> b (h w)") > 0
+    area = target.sum(dim=1, keepdim=True)
+    order = _descending_order(scores)
+    rank = torch.empty_like(order).scatter_(
+        1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    predicted = rank < area
+    return _ratio((predicted & target).sum(dim=1), (predicted | target).sum(dim=1))
+
+
+def _precision_at_tie_group_ends(sorted_scores: Tensor, sorted_hits: Tensor) -> Tensor:
+    """Precision at each position's tie group end, for rows sorted by decreasing score.
+
+    A threshold can only separate distinct scores, so every member of a group of equal
+    scores gets the precision reached once the whole group is included.
+    """
+    count = sorted_scores.shape[1]
+    positions = torch.arange(count, device=sorted_scores.device).expand_as(sorted_scores)
+    is_end = torch.ones_like(sorted_hits, dtype=torch.bool)
+    is_end[:, :-1] = sorted_scores[:, :-1] != sorted_scores[:, 1:]
+    end_index = torch.where(is_end, positions, torch.full_like(positions, count))
+    end_index = end_index.flip(1).cummin(dim=1).values.flip(1)
+    precision = sorted_hits.double().cumsum(dim=1) / (positions + 1).double()
+    return precision.gather(1, end_index)
+
+
+def pixel_ap(maps: Tensor, gt: Tensor) -> Tensor:
+    """Per-image average precision of the map's pixel scores against ``G > 0``. ``[B]``, float64.
+
+    AP = sum over positives of the precision at their score (non-interpolated, the
+    definition of ``sklearn.metrics.average_precision_score``); tied scores form one
+    threshold, so the result does not depend on pixel order. An empty ``G`` scores 0.
+    """
+    _check_pair(maps, gt)
+    scores = rearrange(upsample_maps(maps, gt.shape[-2:]), "b h w -> b (h w)")
+    target = rearrange(gt, "b h w -> b (h w)") > 0
+    order = _descending_order(scores)
+    sorted_hits = target.gather(1, order)
+    precision = _precision_at_tie_group_ends(scores.gather(1, order), sorted_hits)
+    return _ratio((precision * sorted_hits).sum(dim=1), target.sum(dim=1))
+
+
+def map_confidence(maps: Tensor) -> Tensor:
+    """SLAVC's sounding confidence: mean of the top 25% raw map values (native size). ``[B]``."""
+    flat = rearrange(maps.float(), "b h w -> b (h w)")
+    top = max(1, flat.shape[1] // 4)
+    return flat.topk(top, dim=1).values.mean(dim=1)
+
+
+def extended_ap_f1(confidence: Tensor, ciou: Tensor, sounding: Tensor,
+                   iou_threshold: float = 0.5) -> tuple[float, float]:
+    """AP and max-F1 of the SLAVC extended protocol over sounding and non-sounding pairs.
+
+    A pair detected at confidence threshold ``t`` (``confidence >= t``) is a true positive
+    when it is sounding and its cIoU is at least ``iou_threshold``, a false positive
+    otherwise. Thresholds are the distinct confidences; recall is over all sounding pairs.
+    AP is the area under the interpolated precision envelope (``max`` precision at any
+    higher recall), as in SLAVC's evaluator; max-F1 is the best F1 over thresholds.
+    """
+    confidence, ciou = confidence.detach().double().flatten(), ciou.detach().double().flatten()
+    sounding = sounding.detach().bool().flatten()
+    if not confidence.numel() == ciou.numel() == sounding.numel():
+        raise ValueError(f"confidence ({confidence.numel()}), ciou ({ciou.numel()}) and "
+                         f"sounding ({sounding.numel()}) must have one value per pair.")
+    positives = int(sounding.sum())
+    if positives == 0:
+        raise ValueError("extended_ap_f1 needs at least one sounding pair: recall is "
+                         "undefined without them.")
+    true_positive = sounding & (ciou.to(confidence.device) >= iou_threshold)
+    order = _descending_order(confidence[None])
+    sorted_confidence = confidence[None].gather(1, order)
+    sorted_hits = true_positive[None].gather(1, order)
+    is_end = torch.ones_like(sorted_hits)
+    is_end[:, :-1] = sorted_confidence[:, :-1] != sorted_confidence[:, 1:]
+    tp = sorted_hits.double().cumsum(dim=1)[is_end]
+    detected = torch.arange(1, confidence.numel() + 1, dtype=torch.float64,
+                            device=confidence.device)[is_end[0]]
+    precision, recall = tp / detected, tp / positives
+    envelope = precision.flip(0).cummax(dim=0).values.flip(0)
+    recall_step = torch.diff(recall, prepend=recall.new_zeros(1))
+    ap = float((recall_step * envelope).sum())
+    f1 = torch.where(precision + recall > 0,
+                     2 * precision * recall / (precision + recall).clamp_min(1e-300),
+                     torch.zeros_like(precision))
+    return ap, float(f1.max())
+
+
+def _box_mask(boxes: Sequence[Sequence[int]], size: int) -> Tensor:
+    """Sum of the masks of integer pixel boxes ``[x0, y0, x1, y1]`` (end-exclusive)."""
+    counts = torch.zeros(size, size)
+    for x0, y0, x1, y1 in boxes:
+        counts[y0:y1, x0:x1] += 1
+    return counts
+
+
+def flickr_gt(boxes_per_annotator: Sequence[Sequence[float]], size: int = 224,
+              annotation_size: int = FLICKR_ANNOTATION_SIZE) -> Tensor:
+    """Flickr-SoundNet consensus ``G = min(sum of box masks / 2, 1)`` (0 / 0.5 / 1). ``[size, size]``.
+
+    Boxes are ``[x0, y0, x1, y1]`` in ``annotation_size`` pixel coordinates, scaled and
+    truncated to integers as the original code does (``int(size * v / 256)``).
+    """
+    scaled = [[int(size * float(v) / annotation_size) for v in box] for box in boxes_per_annotator]
+    return (_box_mask(scaled, size) / 2).clamp(max=1)
+
+
+def vggss_gt(boxes: Sequence[Sequence[float]], size: int = 224) -> Tensor:
+    """VGG-SS ``G`` = union of boxes normalised to [0, 1] (clipped, ``int(v * size)``). ``[size, size]``."""
+    scaled = [[int(min(max(float(v), 0.0), 1.0) * size) for v in box] for box in boxes]
+    return (_box_mask(scaled, size) > 0).float()
+
+
+class MetricAccumulator:
+    """Collects per-image metrics batch by batch and summarises them.
+
+    ``compute()`` gives ``ciou50``, ``auc``, ``pointing``, ``area_iou`` and ``pixel_ap``
+    over the sounding pairs (all pairs unless ``sounding`` is given), plus ``ext_ap`` and
+    ``ext_f1`` over all pairs when confidences were given. All values are fractions in
+    [0, 1] (multiply by 100 for the tables of the field).
+    """
+
+    PER_IMAGE_KEYS = ("ciou", "pointing", "area_iou", "pixel_ap", "confidence", "sounding")
+
+    def __init__(self) -> None:
+        self._parts: dict[str, list[np.ndarray]] = {key: [] for key in self.PER_IMAGE_KEYS}
+
+    def __len__(self) -> int:
+        return sum(part.size for part in self._parts["ciou"])
+
+    def update(self, maps: Tensor, gt: Tensor, confidence: Tensor | None = None,
+               sounding: Tensor | None = None) -> None:
+        with torch.no_grad():
+            _check_pair(maps, gt)
+            has_confidence = bool(self._parts["confidence"])
+            if len(self) > 0 and has_confidence != (confidence is not None):
+                raise ValueError("give confidence on every update() or on none: the extended "
+                                 "AP/F1 need one per pair.")
+            batch = maps.shape[0]
+            if sounding is None:
+                sounding = torch.ones(batch, dtype=torch.bool)
+            values = {"ciou": ciou_per_image(maps, gt), "pointing": pointing_game(maps, gt),
+                      "area_iou": area_iou(maps, gt), "pixel_ap": pixel_ap(maps, gt),
+                      "sounding": sounding.bool()}
+            if confidence is not None:
+                values["confidence"] = confidence
+            for key, value in values.items():
+                array = value.detach().cpu().numpy().reshape(-1)
+                if array.size != batch:
+                    raise ValueError(f"{key} has {array.size} values for a batch of {batch}.")
+                self._parts[key].append(array)
+
+    def per_image(self) -> dict[str, np.ndarray]:
+        """Per-pair arrays in update order (``confidence`` only when it was given)."""
+        return {key: np.concatenate(parts) for key, parts in self._parts.items() if parts}
+
+    def compute(self) -> dict[str, float]:
+        if len(self) == 0:
+            raise ValueError("MetricAccumulator.compute() called before any update().")
+        arrays = self.per_image()
+        sounding = arrays["sounding"]
+        if not sounding.any():
+            raise ValueError("no sounding pair was given: the localisation metrics are "
+                             "computed over sounding pairs only.")
+        summary = {"ciou50": ciou_at(arrays["ciou"][sounding]),
+                   "auc": ciou_auc(arrays["ciou"][sounding]),
+                   "pointing": float(arrays["pointing"][sounding].mean()),
+                   "area_iou": float(arrays["area_iou"][sounding].mean()),
+                   "pixel_ap": float(arrays["pixel_ap"][sounding].mean())}
+        if "confidence" in arrays:
+            summary["ext_ap"], summary["ext_f1"] = extended_ap_f1(
+                torch.from_numpy(arrays["confidence"]), torch.from_numpy(arrays["ciou"]),
+                torch.from_numpy(sounding))
+        return summary
