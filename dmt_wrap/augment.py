@@ -1,0 +1,129 @@
+"""Weak and strong augmentation, batched and per-sample, on the batch's device.
+
+Geometric ops (scale/crop, translation, flip) are one affine warp per sample, applied
+with the *same* parameters to the image and to every map that must stay aligned with it
+(ground-truth masks, pseudo-labels). Photometric ops (brightness, contrast, saturation,
+grayscale) touch the image only. Audio: gain, additive noise and time masking on the
+waveform (spectrograms are the network's business).
+
+Randomness comes from an explicit ``torch.Generator`` (CPU): the trainer seeds one per
+step, so runs are reproducible and resumable. Only ``[B]``-sized parameters are drawn on
+the CPU; the warps themselves run on the batch's device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.transforms.v2 import functional as TF
+
+
+@dataclass(frozen=True)
+class GeometricParams:
+    """Per-sample affine parameters: zoom (<1 crops in), centre shift, horizontal flip."""
+
+    scale: Tensor   # [B]
+    shift: Tensor   # [B, 2], in normalised coordinates
+    flip: Tensor    # [B] bool
+
+    def theta(self, device: torch.device) -> Tensor:
+        """Affine matrices for ``F.affine_grid`` (output coords -> input coords)."""
+        sx = self.scale * torch.where(self.flip, -1.0, 1.0)
+        theta = torch.zeros(self.scale.shape[0], 2, 3)
+        theta[:, 0, 0], theta[:, 1, 1] = sx, self.scale
+        theta[:, :, 2] = self.shift
+        return theta.to(device, non_blocking=True)
+
+
+def sample_geometry(batch: int, generator: torch.Generator, scale_range: tuple[float, float] = (1.0, 1.0),
+                    flip_p: float = 0.5) -> GeometricParams:
+    """Random crops (``scale`` = side fraction of the crop) inside the image, and flips."""
+    lo, hi = scale_range
+    scale = lo + (hi - lo) * torch.rand(batch, generator=generator)
+    max_shift = (1 - scale)[:, None]
+    shift = (torch.rand(batch, 2, generator=generator) * 2 - 1) * max_shift
+    flip = torch.rand(batch, generator=generator) < flip_p
+    return GeometricParams(scale, shift, flip)
+
+
+def warp(x: Tensor, params: GeometricParams, mode: str = "bilinear") -> Tensor:
+    """Apply the per-sample affine to ``[B, C, H, W]`` or ``[B, H, W]`` tensors."""
+    squeeze = x.dim() == 3
+    x4 = x.unsqueeze(1) if squeeze else x
+    grid = F.affine_grid(params.theta(x.device).to(x4.dtype), list(x4.shape), align_corners=False)
+    out = F.grid_sample(x4, grid, mode=mode, padding_mode="border", align_corners=False)
+    return out.squeeze(1) if squeeze else out
+
+
+def photometric(images: Tensor, generator: torch.Generator, strength: float = 0.4,
+                grayscale_p: float = 0.2) -> Tensor:
+    """Per-sample brightness, contrast and saturation jitter, and random grayscale."""
+    batch = images.shape[0]
+    factors = 1 + strength * (torch.rand(batch, 3, generator=generator) * 2 - 1)
+    gray_flag = torch.rand(batch, generator=generator) < grayscale_p
+    factors = factors.to(images.device, non_blocking=True)[:, :, None, None, None]
+    out = images * factors[:, 0]
+    gray = TF.rgb_to_grayscale(out)
+    mean = gray.mean(dim=(1, 2, 3), keepdim=True)
+    out = (out - mean) * factors[:, 1] + mean
+    gray = TF.rgb_to_grayscale(out)
+    out = (out - gray) * factors[:, 2] + gray
+    out = torch.where(gray_flag.to(images.device)[:, None, None, None], TF.rgb_to_grayscale(out).expand_as(out), out)
+    return out.clamp(0, 1)
+
+
+def augment_audio(audio: Tensor, generator: torch.Generator, gain_db: float = 6.0, noise_snr_db: float = 20.0,
+                  mask_fraction: float = 0.1) -> Tensor:
+    """Per-sample random gain, white noise at ``noise_snr_db`` and one zeroed time span."""
+    batch, length = audio.shape
+    gain = 10 ** ((torch.rand(batch, generator=generator) * 2 - 1) * gain_db / 20)
+    noise = torch.randn(batch, length, generator=generator)
+    span = int(mask_fraction * length)
+    start = (torch.rand(batch, generator=generator) * max(length - span, 1)).long()
+    device = audio.device
+    gain, noise, start = (t.to(device, non_blocking=True) for t in (gain, noise, start))
+    power = audio.pow(2).mean(1, keepdim=True).clamp_min(1e-8)
+    out = audio * gain[:, None] + noise * (power.sqrt() * 10 ** (-noise_snr_db / 20))
+    pos = torch.arange(length, device=device)[None]
+    masked = (pos >= start[:, None]) & (pos < start[:, None] + span)
+    return out.masked_fill(masked, 0.0)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Weak view for the teachers, strong view for the students (DESIGN.md section 2)."""
+
+    weak_flip_p: float = 0.5
+    strong_scale: tuple[float, float] = (0.6, 1.0)
+    strong_flip_p: float = 0.5
+    colour_strength: float = 0.4
+    grayscale_p: float = 0.2
+    audio_gain_db: float = 6.0
+    audio_noise_snr_db: float = 20.0
+    audio_mask_fraction: float = 0.1
+
+
+class Augmenter:
+    """Weak and strong views of a batch; aligned maps follow every geometric op."""
+
+    def __init__(self, config: AugmentConfig | None = None) -> None:
+        self.config = config or AugmentConfig()
+
+    def weak(self, images: Tensor, generator: torch.Generator, *maps: Tensor) -> tuple[Tensor, ...]:
+        """Horizontal flip only; returns the image and each aligned map."""
+        params = sample_geometry(images.shape[0], generator, (1.0, 1.0), self.config.weak_flip_p)
+        return (warp(images, params), *(warp(m, params, "nearest") for m in maps))
+
+    def strong(self, images: Tensor, audio: Tensor, generator: torch.Generator,
+               *maps: Tensor) -> tuple[Tensor, ...]:
+        """Crop + flip (images and maps), colour jitter (images), audio perturbation.
+
+        Returns ``(images, audio, *maps)``.
+        """
+        cfg = self.config
+        params = sample_geometry(images.shape[0], generator, cfg.strong_scale, cfg.strong_flip_p)
+        images = photometric(warp(images, params), generator, cfg.colour_strength, cfg.grayscale_p)
+        audio = augment_audio(audio, generator, cfg.audio_gain_db, cfg.audio_noise_snr_db, cfg.audio_mask_fraction)
+        return (images, audio, *(warp(m, params, "nearest") for m in maps))

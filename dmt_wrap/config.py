@@ -1,0 +1,119 @@
+"""Training configuration of the wrapper, and the named ablations of DESIGN.md section 2."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from .augment import AugmentConfig
+from .filtering import COMBINE_RULES, LABEL_SHAPES
+from .losses import MAP_LOSSES
+
+
+@dataclass(frozen=True)
+class DMTConfig:
+    """Everything the trainer needs; the paper leaves most of these open (see README).
+
+    Schedule. ``warmup_steps`` of stage 1 (labeled data only) per network, then ``steps``
+    of stage 2. An epoch is ``steps_per_epoch`` steps: the unit of history rows and
+    checkpoints (the datasets may be generated on the fly and have no natural epoch).
+
+    Method. ``teachers``: 2 = DMT, 1 = single mean teacher, 0 = no teacher (naive
+    semi-supervised, self-supervised only, or fully supervised, depending on the data and
+    ``use_labels``). ``delta`` thresholds the calibrated teacher confidence; ``tau`` is the
+    consensus IoU a sample needs to be kept; ``pseudo_label`` combines the two teachers'
+    masks; ``pseudo_label_shape="box"`` fills each pseudo-label's bounding box (for data
+    whose ground truth is boxes).
+    """
+
+    # schedule
+    warmup_steps: int = 300
+    steps: int = 600
+    steps_per_epoch: int = 100
+    batch_size: int = 64
+    labeled_batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    # method
+    teachers: int = 2
+    noise_filter: bool = True
+    pseudo_label: str = "intersection"
+    pseudo_label_shape: str = "mask"
+    delta: float = 0.5
+    tau: float = 0.5
+    ema_decay: float = 0.99
+    lambda_u: float = 1.0
+    lambda_c: float = 0.1
+    use_labels: bool = True
+    map_loss: str = "bce"
+    inference: str = "mean"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # engineering
+    seed: int = 0
+    num_workers: int = 0
+    amp: bool = True
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        checks = {
+            "teachers": self.teachers in (0, 1, 2),
+            "pseudo_label": self.pseudo_label in COMBINE_RULES,
+            "pseudo_label_shape": self.pseudo_label_shape in LABEL_SHAPES,
+            "map_loss": self.map_loss in MAP_LOSSES,
+            "inference": self.inference in ("mean", "a", "b"),
+            "delta": 0.0 < self.delta < 1.0,
+            "tau": 0.0 <= self.tau <= 1.0,
+            "ema_decay": 0.0 <= self.ema_decay < 1.0,
+            "steps": self.steps >= 0 and self.warmup_steps >= 0,
+            "steps_per_epoch": self.steps_per_epoch >= 1,
+            "batch_size": self.batch_size >= 1 and self.labeled_batch_size >= 1,
+            "lr": self.lr > 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid DMTConfig value(s) for {bad}: {self.summary(bad)}")
+        if self.inference == "b" and self.teachers < 2:
+            raise ValueError("inference='b' needs two teachers (teachers=2).")
+
+    def summary(self, names: list[str] | None = None) -> str:
+        return ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                         if names is None or f.name in names)
+
+    @property
+    def num_networks(self) -> int:
+        return 2 if self.teachers == 2 else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "DMTConfig":
+        values = dict(values)
+        augment = values.pop("augment", None)
+        if isinstance(augment, dict):
+            values["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                                 for k, v in augment.items()})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "DMTConfig":
+        return replace(self, **changes)
+
+
+#: The ablations of DESIGN.md section 2 as config changes. "fully_supervised" and
+#: "self_supervised" also change the data (all labeled / none): see ``ablation_data``.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "dmt": {},
+    "single_teacher": {"teachers": 1},
+    "no_filter": {"noise_filter": False},
+    "no_ipl_union": {"pseudo_label": "union"},
+    "no_ipl_first": {"pseudo_label": "first"},
+    "naive": {"teachers": 0},
+    "self_supervised": {"teachers": 0, "use_labels": False, "warmup_steps": 0},
+    "fully_supervised": {"teachers": 0},
+}
+
+
+def ablation(name: str, base: DMTConfig | None = None, **overrides: Any) -> DMTConfig:
+    """The config of a named ablation, on top of ``base`` (default ``DMTConfig()``)."""
+    if name not in ABLATIONS:
+        raise ValueError(f"unknown ablation {name!r}; choose from {sorted(ABLATIONS)}.")
+    return (base or DMTConfig()).replace(**{**ABLATIONS[name], **overrides})

@@ -1,0 +1,43 @@
+"""Supervised map losses on calibrated logits."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+MAP_LOSSES = ("bce", "bce_dice")
+
+
+def upsample_to(maps: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinearly resize ``[B, h, w]`` maps to ``size``."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
+
+
+def per_sample_map_loss(logits: Tensor, target: Tensor, kind: str = "bce") -> Tensor:
+    """Loss of each sample ``[B]``: BCE on logits upsampled to the target, optionally + Dice."""
+    if kind not in MAP_LOSSES:
+        raise ValueError(f"map_loss must be one of {MAP_LOSSES}, got {kind!r}.")
+    logits = upsample_to(logits.float(), tuple(target.shape[-2:]))
+    target = target.float()
+    loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=(1, 2))
+    if kind == "bce_dice":
+        prob = torch.sigmoid(logits)
+        intersection = (prob * target).sum(dim=(1, 2))
+        dice = 1 - (2 * intersection + 1) / (prob.sum(dim=(1, 2)) + target.sum(dim=(1, 2)) + 1)
+        loss = loss + dice
+    return loss
+
+
+def map_loss(logits: Tensor, target: Tensor, weight: Tensor | None = None, kind: str = "bce") -> Tensor:
+    """Mean loss over samples, or the ``weight``-ed mean (0 when every weight is 0).
+
+    The weighted form is how rejected pseudo-labels drop out without a host sync or a
+    change of batch shape.
+    """
+    losses = per_sample_map_loss(logits, target, kind)
+    if weight is None:
+        return losses.mean()
+    weight = weight.to(losses.dtype)
+    return (losses * weight).sum() / weight.sum().clamp_min(1.0)

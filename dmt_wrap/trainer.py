@@ -1,0 +1,318 @@
+"""The two-stage training loop behind ``DualMeanTeacher.fit`` (DESIGN.md section 2).
+
+Stage 1 (warm-up): every network trains on labeled data only, supervised map loss plus
+``lambda_c`` times its own self-supervised loss. Stage 2 (unbiased learning): teachers
+(EMA copies) pseudo-label a weak view of the unlabeled batch; consensus filtering and IPL
+pick the labels; each student trains on a strong view of labeled + unlabeled data; every
+teacher follows its student by EMA after every step. The ablations are options of this
+same loop (``DMTConfig.teachers``, ``noise_filter``, ``pseudo_label``, ``use_labels``).
+
+Reproducibility: the data order of each stream is a seeded endless permutation, and the
+augmentation and network randomness of step ``s`` come from seeds derived from
+``(seed, s)``. A checkpoint therefore needs only weights, optimizer states and the number
+of samples each stream consumed to resume exactly.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, default_collate
+from tqdm.auto import tqdm
+
+from .augment import Augmenter
+from .checkpoint import CheckpointError, load_checkpoint, save_atomic
+from .config import DMTConfig
+from .filtering import PseudoLabels, label_quality, make_pseudo_labels
+from .losses import map_loss
+from .streams import BatchStream, derive_seed
+from .wrapper import PAIR_NAMES, DualMeanTeacher
+
+log = logging.getLogger("dmt_wrap")
+
+CHECKPOINT_NAME = "last.pt"
+LOSS_TERMS = ("supervised", "pseudo", "self_supervised", "total")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or inf; the step was stopped before any weight changed."""
+
+
+class DataFormatError(ValueError):
+    """A batch does not hold what the wrapper needs."""
+
+
+def as_batch_dict(batch: Any, needs_mask: bool, role: str) -> dict[str, Tensor]:
+    """Accept dict batches or ``(image, audio[, mask])`` tuples; check the keys."""
+    if isinstance(batch, (tuple, list)):
+        batch = dict(zip(("image", "audio", "mask"), batch))
+    if not isinstance(batch, dict):
+        raise DataFormatError(f"{role} items must be dicts with 'image', 'audio'"
+                              f"{' and mask' if needs_mask else ''}; got {type(batch).__name__}.")
+    required = ("image", "audio", "mask") if needs_mask else ("image", "audio")
+    missing = [k for k in required if k not in batch]
+    if missing:
+        raise DataFormatError(f"{role} items lack {missing} (they hold {sorted(batch)}); expected 'image' "
+                              "[3, H, W] in [0, 1], 'audio' [T] waveform" + (", 'mask' [H, W]." if needs_mask else "."))
+    image, audio = batch["image"], batch["audio"]
+    if image.dim() != 4 or image.shape[1] != 3:
+        raise DataFormatError(f"{role} 'image' batch has shape {tuple(image.shape)}; expected [B, 3, H, W].")
+    if audio.dim() != 2:
+        raise DataFormatError(f"{role} 'audio' batch has shape {tuple(audio.shape)}; expected [B, T] waveforms.")
+    if "mask" in batch and tuple(batch["mask"].shape) != (image.shape[0], *image.shape[2:]):
+        raise DataFormatError(f"{role} 'mask' batch has shape {tuple(batch['mask'].shape)}; expected "
+                              f"{(image.shape[0], *image.shape[2:])} to match the images.")
+    return batch
+
+
+def _dataset_of(data: Dataset | DataLoader | None) -> tuple[Dataset | None, dict[str, Any]]:
+    if isinstance(data, DataLoader):
+        return data.dataset, {"batch_size": data.batch_size, "num_workers": data.num_workers,
+                              "collate_fn": data.collate_fn}
+    return data, {}
+
+
+class Trainer:
+    """Runs ``model``'s two stages; see the module docstring."""
+
+    def __init__(self, model: DualMeanTeacher, labeled: Dataset | DataLoader | None,
+                 unlabeled: Dataset | DataLoader | None, checkpoint_dir: str | os.PathLike | None = None,
+                 progress: bool = True, eval_fn: Callable[[DualMeanTeacher], dict[str, float]] | None = None) -> None:
+        cfg = model.config
+        self.model, self.cfg = model, cfg
+        self.device = model.device
+        self.labeled, self.labeled_opts = _dataset_of(labeled)
+        self.unlabeled, self.unlabeled_opts = _dataset_of(unlabeled)
+        self._check_data()
+        self.checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
+        self.progress, self.eval_fn = progress, eval_fn
+        self.augmenter = Augmenter(cfg.augment)
+        self.optimizers = [torch.optim.Adam(s.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+                           for s in model.students]
+        self.autocast_enabled = cfg.amp and self.device.type == "cuda"
+        self.step = 0
+        self.streams: dict[str, BatchStream] = {}
+        self._epoch_logs: list[Tensor] = []
+        self._log_names: list[str] = []
+
+    # ----------------------------------------------------------------- data
+    def _check_data(self) -> None:
+        cfg = self.cfg
+        if cfg.use_labels and self.labeled is None:
+            raise ValueError("labeled data is required (use_labels=True); pass labeled=None only for the "
+                             "self-supervised ablation (use_labels=False).")
+        if cfg.teachers > 0 and self.unlabeled is None:
+            raise ValueError(f"teachers={cfg.teachers} needs unlabeled data to pseudo-label; pass unlabeled= "
+                             "or use teachers=0 (naive / fully supervised).")
+        if not cfg.use_labels and self.unlabeled is None:
+            raise ValueError("self-supervised training (use_labels=False) needs unlabeled data: pass unlabeled=.")
+        for name, data in (("labeled", self.labeled), ("unlabeled", self.unlabeled)):
+            if data is not None and len(data) == 0:  # type: ignore[arg-type]
+                raise ValueError(f"the {name} dataset is empty.")
+
+    def _stream(self, name: str, consumed: int = 0) -> BatchStream:
+        labeled = name.startswith("labeled")
+        dataset, opts = (self.labeled, self.labeled_opts) if labeled else (self.unlabeled, self.unlabeled_opts)
+        batch = opts.get("batch_size") or (self.cfg.labeled_batch_size if labeled else self.cfg.batch_size)
+        workers = opts.get("num_workers", self.cfg.num_workers)
+        stream = BatchStream(dataset, batch, derive_seed(self.cfg.seed, "data", name), consumed=consumed,
+                             num_workers=workers, pin_memory=self.device.type == "cuda")
+        if "collate_fn" in opts:
+            stream.loader.collate_fn = opts["collate_fn"]
+        return stream
+
+    def _next(self, name: str, needs_mask: bool) -> dict[str, Tensor]:
+        if name not in self.streams:
+            self.streams[name] = self._stream(name)
+        batch = as_batch_dict(self.streams[name].next(), needs_mask, name.rstrip("AB").rstrip("_"))
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if isinstance(v, Tensor)}
+
+    def _images(self, images: Tensor) -> Tensor:
+        if self.cfg.channels_last and self.device.type == "cuda":
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    # ----------------------------------------------------------------- steps
+    def _generator(self, *parts: Any) -> torch.Generator:
+        return torch.Generator().manual_seed(derive_seed(self.cfg.seed, "aug", self.step, *parts))
+
+    def _uses_labels(self) -> bool:
+        return self.cfg.use_labels and self.labeled is not None
+
+    def _student_loss(self, k: int, labeled: dict[str, Tensor] | None, unlabeled: dict[str, Tensor] | None,
+                      pseudo: PseudoLabels | None) -> Tensor:
+        """One student's loss terms ``[supervised, pseudo, self, total]`` on its mixed batch."""
+        cfg, student = self.cfg, self.model.students[k]
+        parts_img, parts_audio, parts_target = [], [], []
+        n_lab = 0
+        if labeled is not None:
+            n_lab = labeled["image"].shape[0]
+            parts_img.append(labeled["image"])
+            parts_audio.append(labeled["audio"])
+            parts_target.append(labeled["mask"] if "mask" in labeled else torch.zeros_like(labeled["image"][:, 0]))
+        if unlabeled is not None:
+            parts_img.append(unlabeled["image"])
+            parts_audio.append(unlabeled["audio"])
+            parts_target.append(pseudo.labels if pseudo is not None else torch.zeros_like(unlabeled["image"][:, 0]))
+        images, audio, target = torch.cat(parts_img), torch.cat(parts_audio), torch.cat(parts_target)
+        images, audio, target = self.augmenter.strong(images, audio, self._generator("strong", k), target)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast_enabled):
+            output = student(self._images(images), audio)
+        zero = output.map.new_zeros(()).float()
+        supervised = map_loss(output.map[:n_lab], target[:n_lab], kind=cfg.map_loss) \
+            if n_lab and self._uses_labels() else zero
+        pseudo_loss = map_loss(output.map[n_lab:], target[n_lab:], weight=pseudo.keep, kind=cfg.map_loss) \
+            if pseudo is not None else zero
+        if output.self_loss is None:
+            if not self._uses_labels():
+                raise ValueError(f"{student.name} returned no self-supervised loss in training mode, so it cannot "
+                                 "be trained without labels; return (map, loss) from forward() in training mode.")
+            self_loss = zero
+        else:
+            self_loss = output.self_loss.float()
+        weight_self = 1.0 if not self._uses_labels() else cfg.lambda_c
+        total = supervised + cfg.lambda_u * pseudo_loss + weight_self * self_loss
+        return torch.stack([supervised, pseudo_loss, self_loss, total])
+
+    @torch.no_grad()
+    def _teacher_probs(self, images: Tensor, audio: Tensor) -> list[Tensor]:
+        probs = []
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast_enabled):
+            for teacher in self.model.teachers:
+                logits = teacher.module(self._images(images), audio).map.float()
+                probs.append(F.interpolate(torch.sigmoid(logits)[:, None], size=images.shape[-2:], mode="bilinear",
+                                           align_corners=False)[:, 0])
+        return probs
+
+    def _train_step(self, stage: str) -> dict[str, Tensor]:
+        cfg = self.cfg
+        torch.manual_seed(derive_seed(cfg.seed, "net", self.step))
+        n_nets = len(self.model.students)
+        pseudo, diagnostics = None, {}
+        unlabeled = None
+        if stage == "unbiased" and self.unlabeled is not None:
+            unlabeled = self._next("unlabeled", needs_mask=False)
+            if self.model.has_teachers:
+                truth = unlabeled.get("mask")
+                maps = (unlabeled["mask"],) if truth is not None else ()
+                weak = self.augmenter.weak(unlabeled["image"], self._generator("weak"), *maps)
+                unlabeled = {**unlabeled, "image": weak[0]}
+                probs = self._teacher_probs(unlabeled["image"], unlabeled["audio"])
+                pseudo = make_pseudo_labels(probs[0], probs[1] if len(probs) > 1 else None, cfg.delta, cfg.tau,
+                                            cfg.noise_filter, cfg.pseudo_label, cfg.pseudo_label_shape)
+                diagnostics["keep_rate"] = pseudo.keep.float().mean()
+                diagnostics["consensus_iou"] = pseudo.consensus_iou.mean()
+                if truth is not None:
+                    diagnostics["pseudo_iou"], diagnostics["pseudo_precision"] = \
+                        label_quality(pseudo.labels, pseudo.keep, weak[1])
+        terms = []
+        for k in range(n_nets):
+            labeled = self._next(f"labeled_{PAIR_NAMES[k]}", needs_mask=cfg.use_labels) \
+                if self._uses_labels() else None
+            self.model.students[k].train()
+            loss_terms = self._student_loss(k, labeled, unlabeled, pseudo)
+            self.optimizers[k].zero_grad(set_to_none=True)
+            loss_terms[-1].backward()
+            terms.append(loss_terms.detach())
+        stacked = torch.stack(terms)
+        self._guard_finite(stacked)
+        for optimizer in self.optimizers:
+            optimizer.step()
+        if self.model.has_teachers:
+            self.model.update_teachers()
+        logged = {name: stacked[:, i].mean() for i, name in enumerate(LOSS_TERMS)}
+        return {**logged, **diagnostics}
+
+    def _guard_finite(self, stacked: Tensor) -> None:
+        """One host sync per step: a NaN must stop the step before optimizers and EMA see it."""
+        finite = torch.isfinite(stacked)
+        if bool(finite.all()):
+            return
+        bad = [f"{LOSS_TERMS[i]} of network {PAIR_NAMES[k]}" for k, i in (~finite).nonzero().tolist()]
+        raise NonFiniteLossError(f"step {self.step}: non-finite loss term(s): {', '.join(bad)} "
+                                 f"(values {stacked.tolist()}). The step was stopped before the optimizers and the "
+                                 "EMA teachers saw it; the last checkpoint is intact. Lower the learning rate or "
+                                 "check the inputs and the network's self-supervised loss.")
+
+    # ----------------------------------------------------------------- run
+    def _initialise(self) -> None:
+        """Check the contract and calibrate every network on a first batch."""
+        dataset = self.labeled if self._uses_labels() else (self.unlabeled or self.labeled)
+        opts = self.labeled_opts if dataset is self.labeled else self.unlabeled_opts
+        size = min(len(dataset), self.cfg.labeled_batch_size if dataset is self.labeled else self.cfg.batch_size)
+        collate = opts.get("collate_fn", default_collate)
+        batch = as_batch_dict(collate([dataset[i] for i in range(size)]), needs_mask=False, role="first")
+        images = self._images(batch["image"].to(self.device))
+        audio = batch["audio"].to(self.device)
+        for student in self.model.students:
+            student.initialise_from(images, audio)
+
+    def _state(self) -> dict[str, Any]:
+        return {"model": self.model.model_state(), "optimizers": [o.state_dict() for o in self.optimizers],
+                "step": self.step, "streams": {n: s.consumed for n, s in self.streams.items()}}
+
+    def _restore(self, path: Path) -> None:
+        state = load_checkpoint(path, map_location=self.device)
+        saved = DMTConfig.from_dict(state["model"]["config"])
+        if saved != self.cfg:
+            diff = [k for k, v in saved.to_dict().items() if self.cfg.to_dict()[k] != v]
+            raise CheckpointError(f"checkpoint {path} was written with another config (differs in {diff}); "
+                                  "resume with the same settings or use a new checkpoint_dir.")
+        self.model.load_model_state(state["model"], source=f"checkpoint {path}")
+        for optimizer, saved_state in zip(self.optimizers, state["optimizers"]):
+            optimizer.load_state_dict(saved_state)
+        self.step = int(state["step"])
+        self.streams = {name: self._stream(name, int(consumed)) for name, consumed in state["streams"].items()}
+        log.info("resumed from %s at step %d", path, self.step)
+
+    def run(self, resume: bool = False) -> list[dict[str, Any]]:
+        cfg = self.cfg
+        if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
+            self._restore(self.checkpoint_path)
+        else:
+            self._initialise()
+        total = cfg.warmup_steps + cfg.steps if self._uses_labels() else cfg.steps
+        warmup = cfg.warmup_steps if self._uses_labels() else 0
+        bar = tqdm(total=total, initial=self.step, disable=not self.progress, desc=f"{self.model.network_name}",
+                   dynamic_ncols=True)
+        epoch_start, sums, count = time.perf_counter(), {}, 0
+        while self.step < total:
+            stage = "warmup" if self.step < warmup else "unbiased"
+            if stage == "unbiased" and cfg.teachers > 0 and not self.model.has_teachers:
+                self.model.start_teachers()
+            values = self._train_step(stage)
+            for name, value in values.items():
+                sums[name] = sums.get(name, 0.0) + value
+            count += 1
+            self.step += 1
+            if self.progress:
+                bar.set_postfix({k: f"{float(v):.3f}" for k, v in values.items() if k in ("total", "keep_rate")},
+                                refresh=False)
+                bar.update(1)
+            if self.step % cfg.steps_per_epoch == 0 or self.step == total:
+                self._end_epoch(stage, sums, count, time.perf_counter() - epoch_start)
+                epoch_start, sums, count = time.perf_counter(), {}, 0
+        bar.close()
+        if cfg.teachers > 0 and not self.model.has_teachers:
+            self.model.start_teachers()
+        return self.model.history
+
+    def _end_epoch(self, stage: str, sums: dict[str, Tensor], count: int, seconds: float) -> None:
+        row: dict[str, Any] = {"epoch": len(self.model.history) + 1, "step": self.step, "stage": stage,
+                               "seconds": round(seconds, 3)}
+        row.update({name: float(value) / count for name, value in sums.items()})
+        if self.eval_fn is not None:
+            row.update(self.eval_fn(self.model))
+        self.model.history.append(row)
+        log.info("epoch %d (step %d, %s, %.1fs): %s", row["epoch"], self.step, stage, seconds,
+                 ", ".join(f"{k}={v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "seconds"))
+        if self.checkpoint_path is not None:
+            save_atomic(self._state(), self.checkpoint_path)

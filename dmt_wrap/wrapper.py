@@ -1,0 +1,179 @@
+"""``DualMeanTeacher``: two teacher-student pairs around any localization network."""
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from .calibration import CalibratedNetwork
+from .checkpoint import CheckpointError, load_checkpoint, save_atomic
+from .config import DMTConfig
+from .ema import make_teacher
+from .losses import upsample_to
+from .streams import derive_seed
+
+BackboneFactory = Callable[[], nn.Module]
+PAIR_NAMES = ("A", "B")
+
+
+class DualMeanTeacher(nn.Module):
+    """Semi-supervised AVSL around any network meeting the contract (``dmt_wrap.contract``).
+
+    ``backbone_factory()`` is called once per teacher-student pair, under different seeds,
+    so the pairs start from different weights. With ``teachers=1`` or ``0`` in the config
+    (single mean teacher, naive / self- / fully supervised) only one network is built.
+
+    Usage::
+
+        dmt = DualMeanTeacher(lambda: MyNet())
+        dmt.fit(labeled, unlabeled)              # warm-up, then unbiased learning
+        maps = dmt.localize(images, audio)       # [B, H, W] confidences in [0, 1]
+    """
+
+    def __init__(self, backbone_factory: BackboneFactory, config: DMTConfig | None = None,
+                 device: str | torch.device | None = None, **overrides: Any) -> None:
+        super().__init__()
+        config = (config or DMTConfig()).replace(**overrides) if overrides else (config or DMTConfig())
+        self.config = config
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        students = []
+        for k in range(config.num_networks):
+            torch.manual_seed(derive_seed(config.seed, "build", k))
+            net = backbone_factory()
+            if not isinstance(net, nn.Module):
+                raise TypeError(f"backbone_factory() returned {type(net).__name__}; it must return an nn.Module "
+                                "meeting the contract in dmt_wrap.contract.")
+            students.append(CalibratedNetwork(net))
+        self.students = nn.ModuleList(students).to(self.device)
+        if config.channels_last and self.device.type == "cuda":
+            self.students.to(memory_format=torch.channels_last)
+        self.teachers = nn.ModuleList()
+        self.history: list[dict[str, Any]] = []
+
+    # ----------------------------------------------------------------- structure
+    @property
+    def network_name(self) -> str:
+        return self.students[0].name
+
+    @property
+    def has_teachers(self) -> bool:
+        return len(self.teachers) > 0
+
+    def start_teachers(self) -> None:
+        """Stage 1 -> 2: each teacher becomes a copy of its network (students go on from it)."""
+        self.teachers = nn.ModuleList(make_teacher(s, self.config.ema_decay) for s in self.students)
+
+    def update_teachers(self) -> None:
+        for teacher, student in zip(self.teachers, self.students):
+            teacher.update(student)
+
+    def inference_networks(self) -> list[nn.Module]:
+        """The networks whose maps are averaged at inference."""
+        if not self.has_teachers:
+            return [self.students[0]]
+        nets = [t.module for t in self.teachers]
+        return {"mean": nets, "a": nets[:1], "b": nets[1:]}[self.config.inference]
+
+    # ----------------------------------------------------------------- training
+    def fit(self, labeled: Dataset | DataLoader | None, unlabeled: Dataset | DataLoader | None = None, *,
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
+            eval_fn: Callable[["DualMeanTeacher"], dict[str, float]] | None = None) -> list[dict[str, Any]]:
+        """Warm-up on ``labeled``, then unbiased learning with ``unlabeled``.
+
+        Items (dicts; a tuple ``(image, audio[, mask])`` is accepted too):
+
+        * labeled: ``image`` float ``[3, H, W]`` in [0, 1], ``audio`` float ``[T]`` waveform,
+          ``mask`` float ``[H, W]`` in [0, 1] (ground truth, e.g. filled boxes);
+        * unlabeled: ``image`` and ``audio``; a ``mask`` there is never trained on, only
+          used to report pseudo-label quality.
+
+        A ``DataLoader`` is accepted in place of a dataset: its dataset, batch size,
+        collate_fn and workers are used, with the wrapper's own seeded endless sampler, so
+        runs are reproducible and resume exactly. ``labeled`` may be ``None`` for the
+        self-supervised ablation, ``unlabeled`` ``None`` for the fully supervised one.
+
+        With ``checkpoint_dir`` a checkpoint (``last.pt``) is written atomically after
+        every epoch; ``resume=True`` continues from it. ``eval_fn(self)`` is called after
+        every epoch and its numbers join the history. Returns the history: one dict per
+        epoch (losses, keep rate, consensus IoU, pseudo-label quality, eval numbers).
+        """
+        from .trainer import Trainer  # the loop lives in its own module
+
+        trainer = Trainer(self, labeled, unlabeled, checkpoint_dir=checkpoint_dir, progress=progress,
+                          eval_fn=eval_fn)
+        return trainer.run(resume=resume)
+
+    # ----------------------------------------------------------------- inference
+    @torch.no_grad()
+    def localize(self, images: Tensor, audio: Tensor) -> Tensor:
+        """Confidence maps ``[B, H, W]`` in [0, 1] at the images' resolution.
+
+        The mean of the two teachers' maps (``inference="a"``/``"b"`` for one teacher);
+        before stage 2, or without teachers, the first student's map.
+        """
+        images = images.to(self.device, non_blocking=True)
+        audio = audio.to(self.device, non_blocking=True)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                  enabled=self.config.amp and self.device.type == "cuda")
+        nets = self.inference_networks()
+        was_training = [n.training for n in nets]
+        total = None
+        with autocast:
+            for net in nets:
+                net.eval()
+                prob = torch.sigmoid(net(images, audio).map.float())
+                total = prob if total is None else total + prob
+        for net, mode in zip(nets, was_training):
+            net.train(mode)
+        return upsample_to(total / len(nets), tuple(images.shape[-2:])).clamp(0, 1)
+
+    # ----------------------------------------------------------------- persistence
+    def model_state(self) -> dict[str, Any]:
+        return {
+            "network": self.network_name,
+            "config": self.config.to_dict(),
+            "students": [s.state_dict() for s in self.students],
+            "teachers": [t.state_dict() for t in self.teachers],
+            "history": copy.deepcopy(self.history),
+        }
+
+    def load_model_state(self, state: dict[str, Any], source: str = "checkpoint") -> None:
+        """Restore weights, refusing a checkpoint of another network or shape."""
+        if state.get("network") != self.network_name:
+            raise CheckpointError(f"{source} was written for network {state.get('network')!r}; this model wraps "
+                                  f"{self.network_name!r}. Build the wrapper with the same backbone_factory.")
+        students, teachers = state["students"], state["teachers"]
+        if len(students) != len(self.students):
+            raise CheckpointError(f"{source} holds {len(students)} network(s) but this config builds "
+                                  f"{len(self.students)} (teachers={self.config.teachers}).")
+        try:
+            for module, weights in zip(self.students, students):
+                module.load_state_dict(weights)
+            if teachers:
+                self.start_teachers()
+                for module, weights in zip(self.teachers, teachers):
+                    module.load_state_dict(weights)
+            else:
+                self.teachers = nn.ModuleList()
+        except RuntimeError as exc:
+            raise CheckpointError(f"{source} does not fit this {self.network_name} (another preset or size?): "
+                                  f"{str(exc).splitlines()[0]} ...") from exc
+        self.history = list(state.get("history", []))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the trained model (weights, config, history) atomically."""
+        save_atomic(self.model_state(), path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, backbone_factory: BackboneFactory,
+             device: str | torch.device | None = None) -> "DualMeanTeacher":
+        """Rebuild a model saved by ``save`` or a training checkpoint (``weights_only``)."""
+        state = load_checkpoint(path)
+        model = cls(backbone_factory, DMTConfig.from_dict(state["config"]), device=device)
+        model.load_model_state(state.get("model", state), source=f"checkpoint {path}")
+        return model

@@ -1,0 +1,71 @@
+import pytest
+import torch
+
+from dmt_wrap.filtering import consensus_filter, fill_boxes, label_quality, make_pseudo_labels
+
+
+def maps_from(*rows: list[list[float]]) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float)
+
+
+def test_consensus_filter_keeps_exactly_at_tau():
+    # A: 4 pixels on; B: 2 of them on -> IoU = 2 / 4 = 0.5
+    a = maps_from([[0.9, 0.9], [0.9, 0.9]])
+    b = maps_from([[0.9, 0.9], [0.1, 0.1]])
+    keep, iou = consensus_filter(a, b, delta=0.5, tau=0.5)
+    assert iou.tolist() == [0.5] and keep.tolist() == [True]
+    keep, _ = consensus_filter(a, b, delta=0.5, tau=0.5001)
+    assert keep.tolist() == [False]
+
+
+def test_delta_is_inclusive_and_empty_union_is_rejected():
+    a = maps_from([[0.5, 0.2], [0.2, 0.2]])
+    keep, iou = consensus_filter(a, a, delta=0.5, tau=1.0)
+    assert keep.tolist() == [True] and iou.tolist() == [1.0]
+    empty = torch.zeros(1, 2, 2)
+    keep, iou = consensus_filter(empty, empty, delta=0.5, tau=0.0)
+    assert keep.tolist() == [False] and iou.tolist() == [0.0]
+
+
+def test_ipl_is_the_intersection_of_kept_samples_only():
+    a = torch.stack([maps_from([[1, 1], [0, 0]])[0], maps_from([[1, 0], [0, 0]])[0]])
+    b = torch.stack([maps_from([[1, 1], [1, 0]])[0], maps_from([[0, 0], [0, 1]])[0]])
+    pl = make_pseudo_labels(a, b, delta=0.5, tau=0.6)
+    assert pl.keep.tolist() == [True, False]
+    assert pl.labels[0].tolist() == [[1, 1], [0, 0]]
+    assert pl.labels[1].sum() == 0
+    assert pl.consensus_iou.tolist() == pytest.approx([2 / 3, 0.0])
+
+
+def test_no_filter_union_first_and_single_teacher():
+    a = maps_from([[1, 1], [0, 0]])
+    b = maps_from([[0, 1], [0, 1]])
+    assert make_pseudo_labels(a, b, tau=0.9, noise_filter=False).labels[0].tolist() == [[0, 1], [0, 0]]
+    assert make_pseudo_labels(a, b, noise_filter=False, combine="union").labels[0].tolist() == [[1, 1], [0, 1]]
+    assert make_pseudo_labels(a, b, noise_filter=False, combine="first").labels[0].tolist() == [[1, 1], [0, 0]]
+    single = make_pseudo_labels(a, None)
+    assert single.keep.tolist() == [True] and single.labels[0].tolist() == [[1, 1], [0, 0]]
+    # an empty intersection is never kept, even without the filter
+    disjoint = make_pseudo_labels(maps_from([[1, 0], [0, 0]]), maps_from([[0, 0], [0, 1]]), noise_filter=False)
+    assert disjoint.keep.tolist() == [False]
+
+
+def test_box_shaped_labels_fill_the_bounding_box():
+    mask = torch.zeros(2, 5, 5, dtype=torch.bool)
+    mask[0, 1, 1] = mask[0, 3, 2] = True
+    boxes = fill_boxes(mask)
+    expected = torch.zeros(5, 5, dtype=torch.bool)
+    expected[1:4, 1:3] = True
+    assert torch.equal(boxes[0], expected)
+    assert not boxes[1].any()
+    pl = make_pseudo_labels(mask.float(), mask.float(), shape="box")
+    assert torch.equal(pl.labels[0].bool(), expected)
+
+
+def test_label_quality_against_truth():
+    labels = maps_from([[1, 1], [0, 0]], [[1, 0], [0, 0]])
+    truth = maps_from([[1, 0], [0, 0]], [[1, 1], [1, 1]])
+    iou, precision = label_quality(labels, torch.tensor([True, False]), truth)
+    assert iou.item() == pytest.approx(0.5) and precision.item() == pytest.approx(0.5)
+    iou, _ = label_quality(labels, torch.tensor([False, False]), truth)
+    assert iou.item() == 0.0

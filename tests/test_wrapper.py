@@ -1,0 +1,127 @@
+import pytest
+import torch
+from torch import nn
+
+from dmt_wrap import ContractError, DMTConfig, DualMeanTeacher, ablation
+from dmt_wrap.checkpoint import CheckpointError
+from toy import SquaresDataset, ToyNet
+
+FAST = DMTConfig(warmup_steps=6, steps=6, steps_per_epoch=3, batch_size=8, labeled_batch_size=4, lr=3e-3,
+                 ema_decay=0.5, delta=0.5, tau=0.3)
+
+
+def mean_iou(model: DualMeanTeacher, data: SquaresDataset) -> float:
+    batch = [data[i] for i in range(len(data))]
+    images = torch.stack([b["image"] for b in batch])
+    audio = torch.stack([b["audio"] for b in batch])
+    masks = torch.stack([b["mask"] for b in batch]) > 0
+    pred = model.localize(images, audio) >= 0.5
+    return float(((pred & masks).flatten(1).sum(1) / (pred | masks).flatten(1).sum(1).clamp_min(1)).mean())
+
+
+def test_three_line_use_learns_the_labeled_pattern():
+    labeled, unlabeled = SquaresDataset(16, seed=1), SquaresDataset(64, seed=2, with_mask=False)
+    dmt = DualMeanTeacher(ToyNet, FAST.replace(warmup_steps=30, steps=20, steps_per_epoch=10, ema_decay=0.7))
+    dmt.start_teachers()
+    before = mean_iou(dmt, SquaresDataset(32, seed=3))
+    dmt.teachers = nn.ModuleList()
+    history = dmt.fit(labeled, unlabeled, progress=False)
+    after = mean_iou(dmt, SquaresDataset(32, seed=3))
+    assert len(dmt.teachers) == 2
+    assert after > before + 0.2, (before, after)
+    maps = dmt.localize(torch.rand(2, 3, 16, 16), torch.randn(2, 32))
+    assert maps.shape == (2, 16, 16) and 0 <= maps.min() and maps.max() <= 1
+    assert [row["stage"] for row in history] == ["warmup"] * 3 + ["unbiased"] * 2
+    assert "keep_rate" in history[-1] and 0 <= history[-1]["keep_rate"] <= 1
+
+
+def test_pseudo_label_quality_is_reported_when_unlabeled_items_carry_masks():
+    dmt = DualMeanTeacher(ToyNet, FAST)
+    history = dmt.fit(SquaresDataset(8, seed=1), SquaresDataset(32, seed=2), progress=False)
+    assert {"pseudo_iou", "pseudo_precision", "consensus_iou"} <= set(history[-1])
+
+
+def test_pairs_start_from_different_weights():
+    dmt = DualMeanTeacher(ToyNet, FAST)
+    a, b = (s.net.audio.weight for s in dmt.students)
+    assert not torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["single_teacher", "no_filter", "no_ipl_union", "naive", "self_supervised",
+                                  "fully_supervised"])
+def test_every_ablation_trains(name):
+    cfg = ablation(name, FAST)
+    labeled = None if name == "self_supervised" else SquaresDataset(8, seed=1)
+    unlabeled = None if name == "fully_supervised" else SquaresDataset(16, seed=2, with_mask=False)
+    dmt = DualMeanTeacher(ToyNet, cfg)
+    history = dmt.fit(labeled, unlabeled, progress=False)
+    assert history and all(torch.isfinite(torch.tensor(row["total"])) for row in history)
+    assert len(dmt.students) == (2 if cfg.teachers == 2 else 1)
+    assert len(dmt.teachers) == cfg.teachers
+
+
+def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
+    labeled, unlabeled = SquaresDataset(8, seed=1), SquaresDataset(24, seed=2, with_mask=False)
+    full = DualMeanTeacher(ToyNet, FAST)
+    full.fit(labeled, unlabeled, progress=False)
+
+    interrupted = DualMeanTeacher(ToyNet, FAST.replace(steps=3))  # stops after the first stage-2 epoch
+    interrupted.fit(labeled, unlabeled, checkpoint_dir=tmp_path, progress=False)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    state["model"]["config"]["steps"] = FAST.steps  # same run, just cut short
+    torch.save(state, tmp_path / "last.pt")
+
+    resumed = DualMeanTeacher(ToyNet, FAST)
+    resumed.fit(labeled, unlabeled, checkpoint_dir=tmp_path, resume=True, progress=False)
+    for mine, theirs in zip(resumed.state_dict().values(), full.state_dict().values()):
+        assert torch.equal(mine, theirs)
+    assert len(resumed.history) == len(full.history)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    dmt = DualMeanTeacher(ToyNet, FAST)
+    dmt.fit(SquaresDataset(8, seed=1), SquaresDataset(16, seed=2), progress=False)
+    dmt.save(tmp_path / "model.pt")
+    back = DualMeanTeacher.load(tmp_path / "model.pt", ToyNet)
+    x, a = torch.rand(2, 3, 16, 16), torch.randn(2, 32)
+    assert torch.equal(dmt.localize(x, a), back.localize(x, a))
+
+
+def test_checkpoint_of_another_network_is_refused(tmp_path):
+    dmt = DualMeanTeacher(ToyNet, FAST)
+    dmt.save(tmp_path / "model.pt")
+
+    class OtherNet(ToyNet):
+        pass
+
+    with pytest.raises(CheckpointError, match="ToyNet"):
+        DualMeanTeacher.load(tmp_path / "model.pt", OtherNet)
+
+
+class ReturnsWrongThing(nn.Module):
+    def __init__(self, output):
+        super().__init__()
+        self.output = output
+        self.p = nn.Parameter(torch.zeros(()))
+
+    def forward(self, images, audio):
+        return self.output(images) if callable(self.output) else self.output
+
+
+@pytest.mark.parametrize("output, message", [
+    ("a string", "type str"),
+    (lambda x: x[:, 0, 0], r"shape \(4, 16\) \(rank 2\)"),
+    (lambda x: x[:2, 0], "map for 2 samples but was given 4"),
+    (lambda x: (x[:, 0], torch.ones(3)), "self-supervised loss of \\(3,\\)"),
+    (lambda x: x[:, 0] * float("nan"), "NaN or inf"),
+    (lambda x: (x[:, 0], None, None), "length 3"),
+])
+def test_contract_errors_say_what_came_back(output, message):
+    dmt = DualMeanTeacher(lambda: ReturnsWrongThing(output), FAST.replace(teachers=0))
+    with pytest.raises(ContractError, match=message):
+        dmt.fit(SquaresDataset(8), None, progress=False)
+
+
+def test_labeled_items_without_mask_are_refused():
+    with pytest.raises(ValueError, match="lack \\['mask'\\]"):
+        DualMeanTeacher(ToyNet, FAST).fit(SquaresDataset(8, with_mask=False), SquaresDataset(8), progress=False)

@@ -1,0 +1,52 @@
+"""A tiny network and dataset that meet the contract, for fast CPU tests of the wrapper."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+
+class SquaresDataset(Dataset):
+    """16x16 images with one bright square (the 'source') on noise; mask = the square.
+
+    Deterministic per index. The audio is a short noise vector whose mean encodes the
+    square's row, so both modalities carry signal.
+    """
+
+    def __init__(self, length: int = 64, size: int = 16, seed: int = 0, with_mask: bool = True) -> None:
+        self.length, self.size, self.seed, self.with_mask = length, size, seed, with_mask
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + index)
+        side = self.size // 2
+        top, left = torch.randint(0, self.size - side + 1, (2,), generator=g).tolist()
+        image = 0.3 * torch.rand(3, self.size, self.size, generator=g)
+        mask = torch.zeros(self.size, self.size)
+        mask[top:top + side, left:left + side] = 1.0
+        image = image + 0.6 * mask
+        audio = torch.randn(32, generator=g) * 0.1 + top / self.size
+        item = {"image": image, "audio": audio, "index": torch.tensor(index)}
+        if self.with_mask:
+            item["mask"] = mask
+        return item
+
+
+class ToyNet(nn.Module):
+    """Two convolutions -> an 8x8 map; a small self-supervised loss (audio-visual agreement)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.visual = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                    nn.Conv2d(8, 8, 3, stride=2, padding=1))
+        self.audio = nn.Linear(32, 8)
+
+    def forward(self, images: Tensor, audio: Tensor) -> tuple[Tensor, Tensor | None]:
+        v = self.visual(images)
+        a = self.audio(audio)
+        sim = torch.einsum("bchw,bc->bhw", F.normalize(v, dim=1), F.normalize(a, dim=1))
+        loss = (1 - sim.amax(dim=(1, 2))).mean() if self.training else None
+        return sim, loss
