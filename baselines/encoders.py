@@ -11,6 +11,9 @@ width and depth follow one ``size`` knob:
 Weights never come from the network: pass a local file (a timm/torchvision ResNet
 state dict, ``.pth``/``.bin``/``.safetensors``, classifier keys ignored, a 3-channel
 first conv summed to 1 channel for audio) or get random init.
+
+``AudioVisualEmbedder`` joins the two into a shared L2-normalised space, and the
+similarity helpers below turn its outputs into maps.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 import timm
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from timm.models import adapt_input_conv, load_state_dict
 from torch import Tensor, nn
 from torchaudio.transforms import AmplitudeToDB, MelSpectrogram
@@ -159,23 +163,30 @@ class AudioVisualEmbedder(nn.Module):
     """Both encoders plus linear projections to a shared, L2-normalised space.
 
     ``embed_images``: ``[B, dim, h, w]``; ``embed_audio``: ``[B, dim]``; cosine
-    similarities are then plain dot products. ``dim=None`` uses the visual encoder's
-    width (512 for resnet18, as the originals). ``visual_dropout`` (FNAC and SLAVC use
-    0.9) drops visual features before the projection in training mode.
+    similarities are then plain dot products. ``dim=None`` keeps the encoders' width
+    (512 for resnet18, as the originals). ``projection=False`` compares the encoders'
+    own features, as LVS does (both encoders of one size have the same width).
+    ``visual_dropout`` (FNAC and SLAVC use 0.9) drops visual features before the
+    projection in training mode.
     """
 
     def __init__(self, encoder_size: str = "resnet18", sample_rate: int = 16000,
                  visual_weights: str | None = None, audio_weights: str | None = None,
-                 dim: int | None = None, output_stride: int = 32,
+                 dim: int | None = None, output_stride: int = 32, projection: bool = True,
                  visual_dropout: float = 0.0, audio_dropout: float = 0.0) -> None:
         super().__init__()
         self.visual = VisualEncoder(encoder_size, visual_weights, output_stride)
         self.audio = AudioEncoder(encoder_size, sample_rate, audio_weights)
         self.dim: int = dim or self.visual.out_channels
+        if not projection and self.dim != self.visual.out_channels:
+            raise ValueError(f"without a projection the embedding has the encoders' width "
+                             f"{self.visual.out_channels}, not dim={self.dim}")
         self.visual_dropout = nn.Dropout(visual_dropout)
         self.audio_dropout = nn.Dropout(audio_dropout)
-        self.visual_proj = nn.Conv2d(self.visual.out_channels, self.dim, kernel_size=1)
-        self.audio_proj = nn.Linear(self.audio.out_channels, self.dim)
+        self.visual_proj = (nn.Conv2d(self.visual.out_channels, self.dim, kernel_size=1)
+                            if projection else nn.Identity())
+        self.audio_proj = (nn.Linear(self.audio.out_channels, self.dim)
+                           if projection else nn.Identity())
 
     def embed_images(self, images: Tensor) -> Tensor:
         features = self.visual_proj(self.visual_dropout(self.visual(images)))
@@ -183,3 +194,18 @@ class AudioVisualEmbedder(nn.Module):
 
     def embed_audio(self, waveform: Tensor) -> Tensor:
         return F.normalize(self.audio_proj(self.audio_dropout(self.audio(waveform))), dim=1)
+
+
+def cross_modal_similarities(visual: Tensor, audio: Tensor) -> Tensor:
+    """``[B, D, h, w]`` and ``[B, D]`` -> ``s[i, j, h, w] = <v_i(p), a_j>`` (all pairs)."""
+    return torch.einsum("idhw,jd->ijhw", visual, audio)
+
+
+def matched_similarity_map(visual: Tensor, audio: Tensor) -> Tensor:
+    """``[B, D, h, w]`` and ``[B, D]`` -> ``<v_i(p), a_i>`` ``[B, h, w]`` (matched pairs only)."""
+    return torch.einsum("bdhw,bd->bhw", visual, audio)
+
+
+def matched_pairs(similarities: Tensor) -> Tensor:
+    """The matched-pair maps ``s[i, i]`` ``[B, h, w]`` of all-pairs ``[B, B, h, w]``."""
+    return rearrange(torch.diagonal(similarities), "h w b -> b h w")

@@ -1,0 +1,95 @@
+"""LVS (Chen et al., CVPR 2021, "Localizing Visual Sounds the Hard Way").
+
+Map: the cosine ``A = <v(p), a>`` between L2-normalised visual features and audio
+embedding (the original compares ResNet18 layer4, run at stride 16 for 14x14 at 224 px,
+with the max-pooled audio features directly; ``dim`` adds linear projections instead).
+
+Loss: a soft tri-map on the matched map, ``m_p = sigmoid((A - 0.65) / 0.03)`` (positive
+region) and ``m_n = 1 - sigmoid((A - 0.4) / 0.03)`` (hard-negative background of the
+same image); logits ``[Pos_i, EasyNeg_ij (j != i), HardNeg_i] / 0.07`` with
+``Pos_i = <m_p, A_ii> / |m_p|``, ``EasyNeg_ij`` the same positive-region average of
+the mismatched map ``A_ij`` (its own tri-map), ``HardNeg_i = <m_n, A_ii> / |m_n|``;
+cross-entropy to index 0. (The released code keeps a zeroed diagonal among the easy
+negatives; here ``j != i`` is taken literally.)
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from baselines.encoders import (AudioVisualEmbedder, cross_modal_similarities, matched_pairs,
+                                matched_similarity_map)
+from baselines.registry import register
+
+
+def lvs_trimap(cosine_map: Tensor, positive_threshold: float = 0.65,
+               negative_threshold: float = 0.4, sharpness: float = 0.03) -> tuple[Tensor, Tensor]:
+    """Soft positive and negative masks ``(m_p, m_n)`` of a cosine map (any shape)."""
+    positive = torch.sigmoid((cosine_map - positive_threshold) / sharpness)
+    negative = 1 - torch.sigmoid((cosine_map - negative_threshold) / sharpness)
+    return positive, negative
+
+
+def _masked_mean(values: Tensor, weights: Tensor) -> Tensor:
+    """Weighted mean over the last two (spatial) dims."""
+    return (values * weights).sum(dim=(-2, -1)) / weights.sum(dim=(-2, -1))
+
+
+def lvs_logits(cosine_similarities: Tensor, positive_threshold: float = 0.65,
+               negative_threshold: float = 0.4, sharpness: float = 0.03,
+               temperature: float = 0.07) -> Tensor:
+    """``[B, B, h, w]`` all-pairs cosine maps -> ``[B, B + 1]`` logits, positive at index 0."""
+    batch = cosine_similarities.shape[0]
+    matched = matched_pairs(cosine_similarities)
+    positive, negative = lvs_trimap(matched, positive_threshold, negative_threshold, sharpness)
+    all_positive, _ = lvs_trimap(cosine_similarities, positive_threshold, negative_threshold,
+                                 sharpness)
+    pair_scores = _masked_mean(cosine_similarities, all_positive)  # [B, B]
+    off_diagonal = ~torch.eye(batch, dtype=torch.bool, device=pair_scores.device)
+    easy_negatives = pair_scores[off_diagonal].view(batch, batch - 1)
+    logits = torch.cat([_masked_mean(matched, positive).unsqueeze(1), easy_negatives,
+                        _masked_mean(matched, negative).unsqueeze(1)], dim=1)
+    return logits / temperature
+
+
+def lvs_loss(cosine_similarities: Tensor, positive_threshold: float = 0.65,
+             negative_threshold: float = 0.4, sharpness: float = 0.03,
+             temperature: float = 0.07) -> Tensor:
+    """LVS's cross-entropy: every sample's positive-region score against its negatives."""
+    logits = lvs_logits(cosine_similarities, positive_threshold, negative_threshold,
+                        sharpness, temperature)
+    return F.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long,
+                                               device=logits.device))
+
+
+@register("lvs")
+class LVS(nn.Module):
+    """LVS network: ``forward(images, audio) -> (cosine map [B, h, w], loss or None)``."""
+
+    def __init__(self, encoder_size: str = "resnet18", sample_rate: int = 16000,
+                 visual_weights: str | None = None, audio_weights: str | None = None,
+                 dim: int | None = None, output_stride: int = 16,
+                 positive_threshold: float = 0.65, negative_threshold: float = 0.4,
+                 trimap_sharpness: float = 0.03, temperature: float = 0.07) -> None:
+        super().__init__()
+        self.embedder = AudioVisualEmbedder(encoder_size, sample_rate, visual_weights,
+                                            audio_weights, dim, output_stride,
+                                            projection=dim is not None)
+        self.positive_threshold = positive_threshold
+        self.negative_threshold = negative_threshold
+        self.trimap_sharpness = trimap_sharpness
+        self.temperature = temperature
+
+    def forward(self, images: Tensor, audio: Tensor) -> tuple[Tensor, Tensor | None]:
+        visual = self.embedder.embed_images(images)
+        sound = self.embedder.embed_audio(audio)
+        if not self.training:
+            return matched_similarity_map(visual, sound), None
+        similarities = cross_modal_similarities(visual, sound)
+        return matched_pairs(similarities), self.loss(similarities)
+
+    def loss(self, cosine_similarities: Tensor) -> Tensor:
+        """LVS loss of all-pairs cosine maps ``[B, B, h, w]`` with this network's settings."""
+        return lvs_loss(cosine_similarities, self.positive_threshold, self.negative_threshold,
+                        self.trimap_sharpness, self.temperature)
