@@ -1,12 +1,19 @@
 """evaluate_model over a DataLoader with trivial localizers whose scores are known."""
+import importlib.util
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import Dataset
 
+import baselines
 from dmt_wrap.contract import ContractError
 from dmt_wrap.evaluation import evaluate_model
 from dmt_wrap.metrics import MetricAccumulator, vggss_gt
+from dmt_wrap.wrapper import DualMeanTeacher
+from test_real_datasets import FLICKR_BOXES, write_clip, write_flickr_xml, write_frame
 
 SIZE = 32
 
@@ -80,3 +87,26 @@ def test_bad_localizers_and_datasets_are_refused():
 
     with pytest.raises(ValueError, match="no 'mask'"):
         evaluate_model(red_channel, Unlabeled(LARGE), progress=False)
+
+
+def test_evaluate_cli_scores_a_saved_checkpoint_on_flickr_layout(tmp_path):
+    for name, boxes in FLICKR_BOXES.items():
+        write_frame(tmp_path / "frames" / f"{name}.jpg")
+        write_clip(tmp_path / "audio" / f"{name}.wav")
+        write_flickr_xml(tmp_path / "Annotations" / f"{name}.xml", boxes)
+    DualMeanTeacher(lambda: baselines.build("ezvsl", encoder_size="tiny", sample_rate=8000),
+                    device="cpu").save(tmp_path / "model.pt")
+    script = Path(__file__).parents[1] / "benchmarks" / "evaluate.py"
+    spec = importlib.util.spec_from_file_location("evaluate_cli", script)
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+
+    scores = cli.main(["--data", "flickr", "--root", str(tmp_path), "--checkpoint",
+                       str(tmp_path / "model.pt"), "--network", "ezvsl", "--network-args",
+                       '{"encoder_size": "tiny"}', "--image-size", "32", "--sample-rate",
+                       "8000", "--duration", "0.5", "--device", "cpu", "--out",
+                       str(tmp_path / "metrics.json")])
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["pairs"] == 2 and written["metrics"] == scores
+    assert set(scores) == {"ciou50", "auc", "pointing", "area_iou", "pixel_ap"}
+    assert all(0.0 <= value <= 1.0 for value in scores.values())
