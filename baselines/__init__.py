@@ -3,7 +3,8 @@
 Importing the package registers every network; build one by name with
 ``baselines.build("ezvsl", encoder_size="tiny", ...)``.
 """
-from baselines import attention10k, ezvsl, fnac, lvs, slavc, sspl, ssltie  # noqa: F401  (registration)
+# imported for their @register side effect
+from baselines import attention10k, ezvsl, fnac, lvs, slavc, sspl, ssltie  # noqa: F401
 from baselines.registry import available, build, register
 
 __all__ = ["available", "build", "register"]

@@ -43,7 +43,8 @@ def fnac_regularisers(visual: Tensor, audio: Tensor, similarities: Tensor,
     audio_logits = audio @ audio.t() / temperature
     pooled = visual.mean(dim=(2, 3))
     visual_logits = pooled @ pooled.t() / temperature
-    foreground = (min_max_normalise(matched_pairs(similarities), eps=1e-5) > foreground_threshold).unsqueeze(1)
+    av_map = min_max_normalise(matched_pairs(similarities), eps=1e-5)
+    foreground = (av_map > foreground_threshold).unsqueeze(1)
     foreground_features = (visual * foreground).mean(dim=(2, 3))
     foreground_logits = foreground_features @ foreground_features.t() / temperature
     return (_row_softmax_l1(audio_logits, pair_logits),

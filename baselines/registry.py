@@ -35,5 +35,6 @@ def available() -> list[str]:
 def build(name: str, **kwargs) -> nn.Module:
     """Construct the baseline registered as ``name`` with the given keyword arguments."""
     if name not in _NETWORKS:
-        raise ValueError(f"unknown baseline {name!r}; available: {', '.join(available()) or 'none'}")
+        names = ", ".join(available()) or "none"
+        raise ValueError(f"unknown baseline {name!r}; available: {names}")
     return _NETWORKS[name](**kwargs)
