@@ -1,0 +1,192 @@
+"""Attention10k, SLAVC and SSPL: the contract, training signal, and each method's defining
+property (one negative; momentum encoders moved by EMA only; no negatives at all)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from baselines import attention10k, registry, slavc, sspl  # noqa: F401  (registers the three)
+from baselines.encoders import AudioEncoder, VisualEncoder
+from dmt_wrap.contract import parse_output
+
+BATCH, IMAGE_SIZE, SAMPLE_RATE, AUDIO_SECONDS = 4, 64, 8000, 0.5
+NAMES = ("attention10k", "slavc", "sspl")
+
+
+def tiny_network(name: str, **kwargs) -> nn.Module:
+    torch.manual_seed(0)
+    return registry.build(name, encoder_size="tiny", sample_rate=SAMPLE_RATE, **kwargs)
+
+
+def toy_batch(seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Random images and, per clip, a different tone in noise (so the clips differ)."""
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(BATCH, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
+    time = torch.arange(int(SAMPLE_RATE * AUDIO_SECONDS)) / SAMPLE_RATE
+    frequencies = 200.0 * (1 + torch.arange(BATCH))[:, None]
+    audio = (0.5 * torch.sin(2 * math.pi * frequencies * time)
+             + 0.05 * torch.randn(BATCH, time.numel(), generator=generator))
+    return images, audio
+
+
+def freeze_batch_statistics(net: nn.Module) -> nn.Module:
+    """BatchNorm in eval mode: batch statistics couple the samples of a batch whatever the
+    loss does, so the loss's own use of other samples is only visible without them."""
+    for module in net.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    return net
+
+
+def loss_dependencies(net: nn.Module, images: Tensor, audio: Tensor,
+                      modality: str) -> list[set[int]]:
+    """For each sample ``i``, the samples ``j`` whose image (or audio) changes ``i``'s loss.
+
+    Found by replacing one sample's input at a time (same random draws every call), so a
+    dependence through a stop-gradient path counts too.
+    """
+    others = toy_batch(seed=1)[0 if modality == "images" else 1]
+
+    def per_sample_losses(images: Tensor, audio: Tensor) -> Tensor:
+        torch.manual_seed(2)
+        with torch.no_grad():
+            return net.forward_per_sample(images, audio)[1]
+
+    reference = per_sample_losses(images, audio)
+    dependencies: list[set[int]] = [set() for _ in range(BATCH)]
+    for j in range(BATCH):
+        changed = (images if modality == "images" else audio).clone()
+        changed[j] = others[j]
+        inputs = (changed, audio) if modality == "images" else (images, changed)
+        for i in torch.nonzero(per_sample_losses(*inputs) != reference).flatten().tolist():
+            dependencies[i].add(j)
+    return dependencies
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_contract_shapes_in_train_and_eval(name):
+    net = tiny_network(name).train()
+    images, audio = toy_batch()
+    output = parse_output(net(images, audio), BATCH, name)
+    assert output.map.dim() == 3 and output.map.shape[0] == BATCH
+    assert output.self_loss is not None and output.self_loss.shape == ()
+    assert torch.isfinite(output.self_loss) and torch.isfinite(output.map).all()
+
+    net.eval()
+    with torch.no_grad():
+        evaluated = parse_output(net(images, audio), BATCH, name)
+    assert evaluated.self_loss is None
+    assert evaluated.map.shape == output.map.shape
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loss_decreases_on_a_fixed_batch(name):
+    net = tiny_network(name).train()
+    images, audio = toy_batch()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(8):
+        torch.manual_seed(1)  # same dropout masks and second views at every step
+        _, loss = net(images, audio)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0], losses
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_reach_both_encoders(name):
+    net = tiny_network(name).train()
+    _, loss = net(*toy_batch())
+    loss.backward()
+    trainable = [m for m in net.modules() if isinstance(m, (VisualEncoder, AudioEncoder))
+                 and any(p.requires_grad for p in m.parameters())]
+    assert {type(m) for m in trainable} == {VisualEncoder, AudioEncoder}
+    for encoder in trainable:
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in encoder.parameters()), \
+            f"no gradient reached {type(encoder).__name__}"
+
+
+# --------------------------------------------------------------------------- Attention10k
+@pytest.mark.parametrize("training", [True, False])
+def test_attention10k_map_is_a_distribution_over_locations(training):
+    net = tiny_network("attention10k").train(training)
+    with torch.no_grad():
+        attention, _ = net(*toy_batch())
+    assert (attention >= 0).all()
+    torch.testing.assert_close(attention.sum(dim=(1, 2)), torch.ones(BATCH))
+
+
+def test_attention10k_triplet_uses_exactly_one_negative():
+    net = freeze_batch_statistics(tiny_network("attention10k").train())
+    images, audio = toy_batch()
+    assert loss_dependencies(net, images, audio, "images") == [{i} for i in range(BATCH)]
+    # sample i: its own audio (positive) and the audio of sample i - 1 (the one negative)
+    assert loss_dependencies(net, images, audio, "audio") == [{i, (i - 1) % BATCH}
+                                                              for i in range(BATCH)]
+
+
+# --------------------------------------------------------------------------------- SLAVC
+def test_slavc_momentum_encoders_move_only_by_ema():
+    net = tiny_network("slavc").train()
+    momentum_params = list(net.momentum_branch.parameters())
+    assert momentum_params and not any(p.requires_grad for p in momentum_params)
+    for online, target in zip(net.online.parameters(), momentum_params, strict=True):
+        assert torch.equal(online, target)  # the momentum branch starts as a copy
+
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)  # every parameter, as a trainer would
+    images, audio = toy_batch()
+    for _ in range(2):
+        online_before = [p.detach().clone() for p in net.online.parameters()]
+        momentum_before = [p.detach().clone() for p in momentum_params]
+        _, loss = net(images, audio)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        for online, old, new in zip(online_before, momentum_before, momentum_params, strict=True):
+            assert new.grad is None
+            expected = old * net.momentum + online * (1 - net.momentum)
+            # exact up to float rounding (the update is computed as an in-place mul + add)
+            torch.testing.assert_close(new.detach(), expected, rtol=1e-6, atol=1e-7)
+    online_now = torch.cat([p.detach().flatten() for p in net.online.parameters()])
+    momentum_now = torch.cat([p.detach().flatten() for p in momentum_params])
+    assert not torch.equal(online_now, momentum_now)  # the online branch did learn
+
+    net.eval()
+    with torch.no_grad():
+        net(images, audio)
+    assert torch.equal(momentum_now, torch.cat([p.flatten() for p in momentum_params]))
+
+
+def test_slavc_confidence_is_mean_of_top_quarter_of_absolute_scores():
+    net = tiny_network("slavc", output_stride=16).eval()
+    images, audio = toy_batch()
+    with torch.no_grad():
+        similarity, _ = net(images, audio)
+        confidence = net.confidence(images, audio)
+    scores = net.absolute_scores(similarity).flatten(1)
+    assert (scores >= 0).all() and (scores <= 1).all()
+    quarter = scores.shape[1] // 4
+    expected = scores.sort(dim=1, descending=True).values[:, :quarter].mean(dim=1)
+    assert confidence.shape == (BATCH,)
+    torch.testing.assert_close(confidence, expected)
+
+
+# ---------------------------------------------------------------------------------- SSPL
+def test_sspl_loss_of_a_sample_ignores_every_other_sample():
+    net = freeze_batch_statistics(tiny_network("sspl").train())
+    images, audio = toy_batch()
+    for modality in ("images", "audio"):
+        assert loss_dependencies(net, images, audio, modality) == [{i} for i in range(BATCH)]
+
+
+def test_sspl_second_view_differs_from_the_first():
+    images, audio = toy_batch()
+    torch.manual_seed(0)
+    second_images, second_audio = sspl.second_view(images, audio, (0.8, 1.0), 6.0, 30.0)
+    assert second_images.shape == images.shape and second_audio.shape == audio.shape
+    assert not torch.allclose(second_images, images) and not torch.allclose(second_audio, audio)
