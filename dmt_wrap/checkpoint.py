@@ -15,6 +15,13 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used here (wrong format, method or preset)."""
 
 
+def require_keys(state: dict[str, Any], keys: tuple[str, ...], source: str, hint: str = "") -> None:
+    """Refuse a checkpoint dict lacking ``keys`` with a ``CheckpointError`` (not a bare KeyError)."""
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise CheckpointError(f"{source} lacks {missing} (it holds {sorted(state)}){hint}.")
+
+
 def save_atomic(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` to ``path`` so that a crash mid-write never leaves a corrupt file.
 

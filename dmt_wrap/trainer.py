@@ -29,12 +29,12 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
 from .augment import Augmenter
-from .checkpoint import CheckpointError, load_checkpoint, save_atomic
+from .checkpoint import CheckpointError, load_checkpoint, require_keys, save_atomic
 from .config import DMTConfig
 from .filtering import PseudoLabels, label_quality, make_pseudo_labels
 from .losses import map_loss
 from .streams import BatchStream, derive_seed
-from .wrapper import PAIR_NAMES, DualMeanTeacher
+from .wrapper import MODEL_KEYS, PAIR_NAMES, DualMeanTeacher
 
 log = logging.getLogger("dmt_wrap")
 
@@ -261,6 +261,9 @@ class Trainer:
 
     def _restore(self, path: Path) -> None:
         state = load_checkpoint(path, map_location=self.device)
+        require_keys(state, ("model", "optimizers", "step", "streams"), f"checkpoint {path}",
+                     "; resume needs a training checkpoint (checkpoint_dir/last.pt), not a saved model")
+        require_keys(state["model"], MODEL_KEYS, f"checkpoint {path} model")
         saved = DMTConfig.from_dict(state["model"]["config"])
         if saved != self.cfg:
             diff = [k for k, v in saved.to_dict().items() if self.cfg.to_dict()[k] != v]

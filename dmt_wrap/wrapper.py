@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from .calibration import CalibratedNetwork
-from .checkpoint import CheckpointError, load_checkpoint, save_atomic
+from .checkpoint import CheckpointError, load_checkpoint, require_keys, save_atomic
 from .config import DMTConfig
 from .ema import make_teacher
 from .losses import upsample_to
@@ -19,6 +19,7 @@ from .streams import derive_seed
 
 BackboneFactory = Callable[[], nn.Module]
 PAIR_NAMES = ("A", "B")
+MODEL_KEYS = ("network", "config", "students", "teachers")
 
 
 class DualMeanTeacher(nn.Module):
@@ -162,7 +163,7 @@ class DualMeanTeacher(nn.Module):
                 self.teachers = nn.ModuleList()
         except RuntimeError as exc:
             raise CheckpointError(f"{source} does not fit this {self.network_name} (another preset or size?): "
-                                  f"{str(exc).splitlines()[0]} ...") from exc
+                                  f"{' '.join(line.strip() for line in str(exc).splitlines()[:2])} ...") from exc
         self.history = list(state.get("history", []))
 
     def save(self, path: str | os.PathLike) -> None:
@@ -174,6 +175,8 @@ class DualMeanTeacher(nn.Module):
              device: str | torch.device | None = None) -> "DualMeanTeacher":
         """Rebuild a model saved by ``save`` or a training checkpoint (``weights_only``)."""
         state = load_checkpoint(path)
+        state = state.get("model", state)  # a training checkpoint nests the model state
+        require_keys(state, MODEL_KEYS, f"checkpoint {path}")
         model = cls(backbone_factory, DMTConfig.from_dict(state["config"]), device=device)
-        model.load_model_state(state.get("model", state), source=f"checkpoint {path}")
+        model.load_model_state(state, source=f"checkpoint {path}")
         return model

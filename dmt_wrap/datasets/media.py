@@ -198,8 +198,8 @@ class FrameAudioDataset(Dataset):
             raise ValueError(f"on_error={on_error!r}; expected one of {ON_ERROR_POLICIES}.")
         for name, value in (("image_size", image_size), ("sample_rate", sample_rate),
                             ("duration", duration)):
-            if not value > 0:
-                raise ValueError(f"{name}={value!r}; it must be positive.")
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name}={value!r}; it must be positive and finite.")
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"dataset root {self.root} is not a directory; pass the folder "
