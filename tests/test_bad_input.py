@@ -1,10 +1,12 @@
 """Bad input across the public surface: a clear error naming the file or argument, a
 counted skip under an explicit policy, or documented behaviour; never a silently wrong number.
 
-Cases already covered elsewhere are not repeated here: contract violations and labeled
-items without masks (test_wrapper.py), the media readers' damaged WAV / JPEG files, missing
-files, the loaders' annotation errors and label_split's own argument checks
-(test_real_datasets.py).
+Sections: non-finite losses, data given to the wrapper, checkpoints, the real-dataset
+loaders, the composed scenes' stamp files. Cases covered elsewhere are not repeated:
+contract violations and labeled items without masks (test_wrapper.py), the media readers'
+damaged WAV / JPEG files, missing files, the loaders' annotation errors and label_split's
+own argument checks (test_real_datasets.py). Known loader bugs are strict xfails that
+name the module, so they turn red the day they are fixed.
 """
 from __future__ import annotations
 
@@ -31,7 +33,6 @@ from dmt_wrap.datasets.vggss import VGGSoundSource
 from dmt_wrap.streams import BatchStream
 from dmt_wrap.trainer import DataFormatError, Trainer
 from dmt_wrap.wrapper import PAIR_NAMES
-from test_real_datasets import write_clip, write_flickr_xml, write_frame
 from toy import SquaresDataset, ToyNet
 
 TINY = DMTConfig(warmup_steps=3, steps=2, steps_per_epoch=3, batch_size=6, labeled_batch_size=3, lr=3e-3,
@@ -359,6 +360,26 @@ def test_checkpoint_with_a_pickled_object_never_runs_it(trained_run, tmp_path):
 SIZE = 16
 
 
+def write_frame(path: Path, size=(24, 20)) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (200, 30, 30)).save(path, format="JPEG")
+
+
+def write_clip(path: Path, seconds: float, rate: int, channels: int, frequency: float = 440.0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wave = 0.5 * np.sin(2 * np.pi * frequency * np.arange(int(seconds * rate)) / rate)
+    sf.write(path, np.stack([wave] * channels, axis=1), rate, subtype="FLOAT" if path.suffix == ".wav" else None)
+
+
+def write_flickr_xml(path: Path, boxes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    objects = "".join(f"<object><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax>"
+                      "</bndbox></object>" for x0, y0, x1, y1 in boxes)
+    path.write_text(f"<annotation><size><width>256</width><height>256</height></size>{objects}</annotation>")
+
+
 def flickr_root(root: Path, names=("a", "b"), boxes=((0, 0, 128, 128),)) -> Path:
     for name in names:
         write_frame(root / "frames" / f"{name}.jpg")
@@ -527,3 +548,68 @@ def test_loader_arguments_must_be_positive_and_finite(tmp_path, argument, value)
     root = flickr_root(tmp_path)
     with pytest.raises(ValueError, match=f"{argument}="):
         FlickrSoundNet(root, "list.txt", **{argument: value})
+
+
+# ---------------------------------------------------------------- composed scenes (stamp files)
+@pytest.fixture
+def composed():
+    return pytest.importorskip("dmt_wrap.datasets.composed.dataset")
+
+
+def write_stamp(folder: Path, name: str, frequency: float, rate: int, damage: str | None = None) -> None:
+    """A usable stamp (96 px RGBA cut-out, 1 s tone at ``rate``), then optionally damaged."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    image = Image.new("RGBA", (96, 96), (0, 0, 0, 0))
+    image.paste((200, 50, 50, 255), (10, 10, 86, 86))
+    image.save(folder / f"{name}.png")
+    t = np.arange(rate) / rate
+    sf.write(folder / f"{name}.ogg", 0.5 * np.sin(2 * np.pi * frequency * t), rate)
+    png, ogg = folder / f"{name}.png", folder / f"{name}.ogg"
+    if damage == "png_garbage":
+        png.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    elif damage == "png_truncated":
+        png.write_bytes(png.read_bytes()[: png.stat().st_size // 2])
+    elif damage == "ogg_garbage":
+        ogg.write_bytes(b"OggS not a recording")
+    elif damage == "ogg_empty":
+        ogg.write_bytes(b"")
+    elif damage == "ogg_silent":
+        sf.write(ogg, np.zeros(rate), rate)
+
+
+def stamps_dir_with(tmp_path: Path, damage: str) -> Path:
+    """Four good stamps at four sample rates, and ``bad`` damaged by ``damage``."""
+    folder = tmp_path / "stamps"
+    for i, (frequency, rate) in enumerate([(300, 8000), (500, 16000), (700, 44100), (900, 22050)]):
+        write_stamp(folder, f"s{i}", frequency, rate)
+    write_stamp(folder, "bad", 400, 16000, damage)
+    return folder
+
+
+SCENES = dict(length=2, image_size=32, sample_rate=16000, duration=0.5)
+
+
+@pytest.mark.parametrize("damage, file", [
+    ("png_garbage", "bad.png"), ("ogg_garbage", "bad.ogg"), ("ogg_empty", "bad.ogg"),
+    pytest.param("png_truncated", "bad.png", marks=pytest.mark.xfail(
+        strict=True, reason="composed/sources.py: a truncated stamp PNG raises OSError('image file is "
+                            "truncated') without the path; reported to the datasets owner")),
+])
+def test_composed_corrupt_stamp_names_the_file(composed, tmp_path, damage, file):
+    folder = stamps_dir_with(tmp_path, damage)
+    with pytest.raises(Exception) as info:
+        composed.ComposedScenes("flickr", classes=["bad", "s0", "s1"], stamps_dir=folder, **SCENES)
+    assert str(folder / file) in str(info.value)
+
+
+def test_composed_silent_stamp_is_skipped_when_counted_and_refused_when_named(composed, tmp_path, caplog):
+    folder = stamps_dir_with(tmp_path, "ogg_silent")
+    with caplog.at_level("INFO"):
+        scenes = composed.ComposedScenes("flickr", classes=4, stamps_dir=folder, **SCENES)
+    assert scenes.classes == ["s0", "s1", "s2", "s3"] and not scenes.is_fallback  # any rate resampled
+    assert "skipping stamp bad" in caplog.text
+    assert scenes[0]["audio"].shape == (8000,) and torch.isfinite(scenes[0]["audio"]).all()
+    with pytest.raises(ValueError, match=re.escape(str(folder / "bad.ogg")) + ": the recording is silent"):
+        composed.ComposedScenes("flickr", classes=["bad", "s0", "s1"], stamps_dir=folder, **SCENES)
