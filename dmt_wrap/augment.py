@@ -70,7 +70,8 @@ def photometric(images: Tensor, generator: torch.Generator, strength: float = 0.
     out = (out - mean) * factors[:, 1] + mean
     gray = TF.rgb_to_grayscale(out)
     out = (out - gray) * factors[:, 2] + gray
-    out = torch.where(gray_flag.to(images.device)[:, None, None, None], TF.rgb_to_grayscale(out).expand_as(out), out)
+    gray_flag = gray_flag.to(images.device, non_blocking=True)[:, None, None, None]  # a blocking copy would sync
+    out = torch.where(gray_flag, TF.rgb_to_grayscale(out).expand_as(out), out)
     return out.clamp(0, 1)
 
 

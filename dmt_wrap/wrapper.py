@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from . import distributed
 from .calibration import CalibratedNetwork
 from .checkpoint import CheckpointError, load_checkpoint, require_keys, save_atomic
 from .config import DMTConfig
@@ -41,7 +42,7 @@ class DualMeanTeacher(nn.Module):
         super().__init__()
         config = (config or DMTConfig()).replace(**overrides) if overrides else (config or DMTConfig())
         self.config = config
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = distributed.resolve_device(device)
         students = []
         for k in range(config.num_networks):
             torch.manual_seed(derive_seed(config.seed, "build", k))
@@ -73,6 +74,12 @@ class DualMeanTeacher(nn.Module):
         for teacher, student in zip(self.teachers, self.students):
             teacher.update(student)
 
+    def image_layout(self, images: Tensor) -> Tensor:
+        """Images in the networks' memory format (channels_last on CUDA when configured)."""
+        if self.config.channels_last and self.device.type == "cuda":
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
     def inference_networks(self) -> list[nn.Module]:
         """The networks whose maps are averaged at inference."""
         if not self.has_teachers:
@@ -102,11 +109,19 @@ class DualMeanTeacher(nn.Module):
         every epoch; ``resume=True`` continues from it. ``eval_fn(self)`` is called after
         every epoch and its numbers join the history. Returns the history: one dict per
         epoch (losses, keep rate, consensus IoU, pseudo-label quality, eval numbers).
+
+        Several GPUs or machines: launch the same script with ``torchrun`` (for instance
+        ``torchrun --nproc_per_node=4 train.py``). ``fit`` joins the process group the script
+        started, or starts one from torchrun's environment (kept until the process exits);
+        ``batch_size`` and ``labeled_batch_size`` are then per process, every process
+        trains on its shard of each global batch under DistributedDataParallel, the teachers
+        stay identical everywhere, and only rank 0 writes checkpoints, logs and the
+        progress bar. Details and the differences from one process: ``dmt_wrap.distributed``.
         """
         from .trainer import Trainer  # the loop lives in its own module
 
         trainer = Trainer(self, labeled, unlabeled, checkpoint_dir=checkpoint_dir, progress=progress,
-                          eval_fn=eval_fn)
+                          eval_fn=eval_fn, world=distributed.join(self.device))
         return trainer.run(resume=resume)
 
     # ----------------------------------------------------------------- inference
@@ -117,7 +132,7 @@ class DualMeanTeacher(nn.Module):
         The mean of the two teachers' maps (``inference="a"``/``"b"`` for one teacher);
         before stage 2, or without teachers, the first student's map.
         """
-        images = images.to(self.device, non_blocking=True)
+        images = self.image_layout(images.to(self.device, non_blocking=True))
         audio = audio.to(self.device, non_blocking=True)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
                                   enabled=self.config.amp and self.device.type == "cuda")
