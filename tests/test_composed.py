@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from dmt_wrap.datasets.composed import (ComposedScenes, TierConfig, get_tier, load_eval_set,
-                                        reference_maps)
+from dmt_wrap.datasets.composed import (DEFAULT_CLASSES, ComposedScenes, TierConfig, get_tier,
+                                        load_eval_set, reference_maps)
 from dmt_wrap.datasets.composed import evalset as evalset_module
 from dmt_wrap.datasets.composed import scene as scene_module
 from dmt_wrap.datasets.composed.audio import split_bounds
@@ -194,11 +194,35 @@ def test_tier_knobs_are_validated_and_too_few_classes_are_refused(tmp_path: Path
         ComposedScenes("clutter", classes=4, stamps_dir=tmp_path)
 
 
+def write_stamp(folder: Path, name: str, tone: np.ndarray, rate: int) -> None:
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    image = Image.new("RGBA", (120, 96), (0, 0, 0, 0))
+    image.paste((200, 60, 40, 255), (10, 13, 110, 83))
+    image.save(folder / f"{name}.png")
+    sf.write(folder / f"{name}.ogg", tone, rate)
+    sf.write(folder / f"{name}_desc_fr.ogg", tone[::-1].copy(), rate)  # speech: never used
+
+
+def test_stamps_sharing_a_recording_are_one_class_resampled_to_one_rate(tmp_path: Path) -> None:
+    t = np.arange(44_100) / 44_100
+    write_stamp(tmp_path / "animals", "owl", 0.5 * np.sin(2 * np.pi * 300 * t), 44_100)
+    write_stamp(tmp_path / "symbols", "o_upper", 0.5 * np.sin(2 * np.pi * 500 * t[:8000]), 8000)
+    write_stamp(tmp_path / "symbols", "o_lower", 0.5 * np.sin(2 * np.pi * 500 * t[:8000]), 8000)
+    dataset = ComposedScenes("flickr", classes=2, stamps_dir=tmp_path, image_size=32, **SHORT)
+    assert not dataset.is_fallback and sorted(dataset.classes) == ["o_lower", "owl"]
+    assert [len(s.waveform) for s in dataset.sources] == [16_000, 16_000]  # 1 s each
+    assert [s.rgba.shape for s in dataset.sources] == [(70, 100, 4)] * 2  # cropped to alpha
+    assert dataset[0]["audio"].shape == (8000,)
+
+
 @needs_stamps
 def test_named_classes_select_exactly_those_and_unknown_names_are_refused() -> None:
     dataset = ComposedScenes("flickr", classes=["cow", "violin", "kettle"], image_size=16,
                              **SHORT)
     assert dataset.classes == ["cow", "violin", "kettle"]
+    assert ComposedScenes("flickr", classes=5, **SHORT).classes == list(DEFAULT_CLASSES[:5])
     with pytest.raises(ValueError, match="unicorn"):
         ComposedScenes("flickr", classes=["cow", "unicorn"], **SHORT)
 

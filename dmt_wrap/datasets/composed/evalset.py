@@ -41,9 +41,9 @@ def default_cache_dir() -> Path:
 class ComposedEvalSet(Dataset):
     """A stored evaluation set; items are the same dicts as ``ComposedScenes`` gives."""
 
-    def __init__(self, tensors: dict[str, Tensor], config: dict, path: Path) -> None:
-        self.tensors, self.config, self.path = tensors, config, path
-        self.tier: str = config["tier"]["name"]
+    def __init__(self, tensors: dict[str, Tensor], tier: TierConfig, config: dict,
+                 path: Path) -> None:
+        self.tensors, self.tier, self.config, self.path = tensors, tier, config, path
         self.image_size: int = config["image_size"]
         self.sample_rate: int = config["sample_rate"]
         self.duration: float = config["duration"]
@@ -58,8 +58,13 @@ class ComposedEvalSet(Dataset):
 
 
 def _generate(scenes: ComposedScenes) -> dict[str, Tensor]:
-    items = [scenes.packed(index) for index in range(len(scenes))]
-    return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+    first = scenes.packed(0)
+    tensors = {key: torch.empty((len(scenes), *value.shape), dtype=value.dtype)
+               for key, value in first.items()}
+    for index in range(len(scenes)):
+        for key, value in (first if index == 0 else scenes.packed(index)).items():
+            tensors[key][index] = value
+    return tensors
 
 
 def _write_atomically(path: Path, payload: dict) -> None:
@@ -118,4 +123,4 @@ def load_eval_set(tier: str | TierConfig = "flickr", n: int = 1000, image_size: 
                     scenes.tier.name, n, path)
         payload = {"key": key, "tensors": _generate(scenes)}
         _write_atomically(path, payload)
-    return ComposedEvalSet(payload["tensors"], config, path)
+    return ComposedEvalSet(payload["tensors"], scenes.tier, config, path)

@@ -59,7 +59,6 @@ class Stamp:
     name: str
     png: Path
     ogg: Path
-    merged: tuple[str, ...] = ()  # names of stamps sharing this recording
 
 
 @dataclass(frozen=True)
@@ -67,10 +66,9 @@ class Source:
     """A decoded class: the object's cut-out and its recording.
 
     ``rgba`` is uint8 ``[h, w, 4]`` cropped to the alpha bounding box (longest side at
-    most ``MAX_IMAGE_SIDE``); ``waveform`` is
-    float32 mono at ``sample_rate``, silence-trimmed, peak-normalised. ``active_split``
-    is the sample index dividing the recording so that the first part holds
-    ``1 - test_fraction`` of its non-silent frames (see ``split_point``).
+    most ``MAX_IMAGE_SIDE``); ``waveform`` is float32 mono at ``sample_rate``,
+    silence-trimmed and peak-normalised; ``activity`` flags its non-silent frames, which
+    ``split_point`` uses to divide it between the train and test splits.
     """
 
     name: str
@@ -158,8 +156,7 @@ def discover_stamps(stamps_dir: Path) -> tuple[Stamp, ...]:
     for group in by_digest.values():
         png = group[0]
         name = png.stem if stem_count[png.stem] == 1 else f"{png.parent.name}/{png.stem}"
-        stamps.append(Stamp(name, png, png.with_suffix(".ogg"),
-                            merged=tuple(other.stem for other in group[1:])))
+        stamps.append(Stamp(name, png, png.with_suffix(".ogg")))
     return tuple(sorted(stamps, key=lambda s: s.png))
 
 
