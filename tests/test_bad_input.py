@@ -593,9 +593,7 @@ SCENES = dict(length=2, image_size=32, sample_rate=16000, duration=0.5)
 
 @pytest.mark.parametrize("damage, file", [
     ("png_garbage", "bad.png"), ("ogg_garbage", "bad.ogg"), ("ogg_empty", "bad.ogg"),
-    pytest.param("png_truncated", "bad.png", marks=pytest.mark.xfail(
-        strict=True, reason="composed/sources.py: a truncated stamp PNG raises OSError('image file is "
-                            "truncated') without the path; reported to the datasets owner")),
+    ("png_truncated", "bad.png"),
 ])
 def test_composed_corrupt_stamp_names_the_file(composed, tmp_path, damage, file):
     folder = stamps_dir_with(tmp_path, damage)
