@@ -1,0 +1,110 @@
+"""One comparison job: train one variant of one method at one label ratio and seed, score it.
+
+Each finished job writes ``result.json`` in its own folder; an interrupted job resumes
+from its training checkpoint (``ckpt/last.pt``). Re-running a comparison with the same
+``--out`` therefore skips what is done and continues what was cut.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Subset
+
+from baselines.registry import build
+from dmt_wrap import DualMeanTeacher
+from dmt_wrap.evaluation import evaluate_model
+
+from data import ComparisonData
+from presets import Preset
+from variants import Variant
+
+log = logging.getLogger("benchmarks")
+
+
+@dataclass(frozen=True)
+class Job:
+    method: str
+    variant: Variant
+    ratio: float
+    seed: int
+
+    def folder(self, out: Path) -> Path:
+        return out / "jobs" / self.method / f"ratio{self.ratio:g}" / f"seed{self.seed}" / self.variant.name
+
+
+def backbone_factory(method: str, preset: Preset):
+    def factory() -> torch.nn.Module:
+        return build(method, **preset.network_kwargs(method))
+    return factory
+
+
+def training_sets(data: ComparisonData, variant: Variant):
+    """(labeled, unlabeled) for a variant: the ratio's labels, none, or all of them."""
+    if variant.labels == "none":
+        return None, data.unlabeled
+    if variant.labels == "all":
+        return data.all_labeled, None
+    return data.labeled, data.unlabeled
+
+
+def run_job(job: Job, preset: Preset, data: ComparisonData, out: Path, device: str | None,
+            progress: bool = True) -> dict[str, Any]:
+    folder = job.folder(out)
+    result_file = folder / "result.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    config = job.variant.config(preset.train.replace(seed=job.seed))
+    model = DualMeanTeacher(backbone_factory(job.method, preset), config, device=device)
+    curve_set = Subset(data.test, range(min(preset.curve_size, len(data.test))))
+    batch = config.batch_size
+
+    def curve_point(m: DualMeanTeacher) -> dict[str, float]:
+        scores = evaluate_model(m.localize, curve_set, batch_size=batch, device=m.device, progress=False)
+        return {"test_ciou50": scores["ciou50"], "test_pointing": scores["pointing"]}
+
+    labeled, unlabeled = training_sets(data, job.variant)
+    start = time.perf_counter()
+    history = model.fit(labeled, unlabeled, checkpoint_dir=folder / "ckpt", resume=True, progress=progress,
+                        eval_fn=curve_point)
+    train_seconds = sum(row["seconds"] for row in history)
+    scores = evaluate_model(model.localize, data.test, batch_size=batch, device=model.device, progress=False)
+    stage2 = [row for row in history if row["stage"] == "unbiased" and "keep_rate" in row]
+    result = {
+        "method": job.method, "variant": job.variant.name, "ratio": job.ratio, "seed": job.seed,
+        "scores": scores, "train_seconds": round(train_seconds, 1),
+        "wall_seconds_this_run": round(time.perf_counter() - start, 1),
+        "updates_per_network": config.warmup_steps + config.steps if job.variant.labels != "none" else config.steps,
+        "keep_rate": _mean(stage2, "keep_rate"), "pseudo_precision": _mean(stage2, "pseudo_precision"),
+        "pseudo_iou": _mean(stage2, "pseudo_iou"), "history": history, "config": config.to_dict(),
+    }
+    model.save(folder / "model.pt")
+    partial = result_file.with_suffix(".json.tmp")  # a kill mid-write must not leave a half file behind
+    partial.write_text(json.dumps(result, indent=1))
+    os.replace(partial, result_file)
+    return result
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [row[key] for row in rows if key in row]
+    return sum(values) / len(values) if values else None
+
+
+def reference_scores(data: ComparisonData, batch_size: int = 100) -> dict[str, dict[str, float]]:
+    """Audio-free maps for scale: centre prior, objectness, ground-truth oracle."""
+    from dmt_wrap.datasets.composed import reference_maps
+    from dmt_wrap.metrics import MetricAccumulator
+
+    loader = torch.utils.data.DataLoader(data.test, batch_size=batch_size)
+    accumulators: dict[str, MetricAccumulator] = {}
+    for batch in loader:
+        for name, maps in reference_maps(batch).items():
+            accumulators.setdefault(name, MetricAccumulator()).update(maps, batch["mask"])
+    return {name: acc.compute() for name, acc in accumulators.items()}

@@ -1,0 +1,167 @@
+"""Compare DMT with the other ways of training an AVSL method, on the same data and budget.
+
+    python benchmarks/run.py --method ezvsl                 # the cpu preset, ~25 min on 2 cores
+    python benchmarks/run.py --method ezvsl --quick         # ~3 min: checks the path, not meaningful
+    python benchmarks/run.py --method all --preset paper    # every baseline, on a GPU
+    python benchmarks/run.py --method lvs --label-ratio 0.01 0.03 0.1 --seeds 0 1
+
+Every variant gets the same number of updates per network (``updates`` column) and is
+scored on the same stored test set; the train seconds show what each costs. Results go
+to ``--out``: results.md / results.json, plots/, and one folder per job (re-running with
+the same --out skips finished jobs and resumes an interrupted one from its checkpoint).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import baselines  # noqa: E402,F401  (fills the registry)
+from baselines.registry import available  # noqa: E402
+from comparison import Job, reference_scores, run_job  # noqa: E402
+from data import synthetic, real  # noqa: E402
+from presets import PRESETS  # noqa: E402
+from report import aggregate, gains_table, method_table, plot_curves, plot_ratio_curve, write_json  # noqa: E402
+from variants import ABLATION_VARIANTS, DEFAULT_VARIANTS, VARIANTS  # noqa: E402
+
+log = logging.getLogger("benchmarks")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", nargs="+", default=["ezvsl"], help=f"one or more of {available()}, or 'all'")
+    p.add_argument("--label-ratio", nargs="+", type=float, default=[0.03], help="several values sweep")
+    p.add_argument("--data", choices=("synthetic", "flickr", "vggss"), default="synthetic")
+    p.add_argument("--root", help="dataset folder for --data flickr|vggss")
+    p.add_argument("--preset", choices=("cpu", "paper"), default="cpu")
+    p.add_argument("--quick", action="store_true", help="~3 minutes: checks the whole path; numbers not meaningful")
+    p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS),
+                   default=[v.name for v in DEFAULT_VARIANTS])
+    p.add_argument("--ablation", action="store_true",
+                   help=f"also run {[v.name for v in ABLATION_VARIANTS]}")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: the cores left after the data workers; oversubscribed "
+                        "threads made a training step 7x slower on a 2-core machine)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<preset>-<methods>)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    if args.method == ["all"]:
+        args.method = available()
+    unknown = [m for m in args.method if m not in available()]
+    if unknown:
+        p.error(f"--method {unknown}: unknown; choose from {available()} or 'all'")
+    if args.data != "synthetic" and not args.root:
+        p.error(f"--data {args.data} needs --root pointing at the dataset folder")
+    if any(not 0 < r <= 1 for r in args.label_ratio):
+        p.error("--label-ratio values must lie in (0, 1]")
+    if args.ablation:
+        args.variants += [v.name for v in ABLATION_VARIANTS if v.name not in args.variants]
+    if args.quick and args.preset != "cpu":
+        p.error("--quick scales the cpu preset down; use it without --preset paper")
+    name = "quick" if args.quick else args.preset
+    args.out = args.out or Path("runs") / f"{name}-{'-'.join(args.method) if len(args.method) < 4 else 'all'}"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("dmt_wrap").setLevel(logging.WARNING)
+    preset = PRESETS["quick" if args.quick else args.preset]
+    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) - preset.train.num_workers))
+    args.out.mkdir(parents=True, exist_ok=True)
+    variants = [VARIANTS[v] for v in args.variants]
+    jobs = [Job(m, v, r, s) for m in args.method for r in args.label_ratio for s in args.seeds for v in variants]
+    log.info("%d jobs (%s), preset %s, output %s", len(jobs), ", ".join(args.method), preset.name, args.out)
+
+    results, data_cache, references, descriptions = [], {}, None, set()
+    outer = tqdm(jobs, desc="comparison", unit="job", disable=args.no_progress, position=0)
+    for job in outer:
+        key = (job.ratio, job.seed)
+        if key not in data_cache:
+            data_cache[key] = (synthetic(preset, job.ratio, job.seed) if args.data == "synthetic"
+                               else real(args.data, args.root, preset, job.ratio, job.seed))
+        data = data_cache[key]
+        descriptions.add(data.description)
+        if references is None and args.data == "synthetic":
+            references = reference_scores(data)
+        outer.set_postfix_str(f"{job.method} {job.variant.name} ratio={job.ratio:g} seed={job.seed}")
+        result = run_job(job, preset, data, args.out, args.device, progress=not args.no_progress)
+        log.info("%s / %s: CIoU@0.5 %.3f, pointing %.3f (%.0f s)", job.method, job.variant.name,
+                 result["scores"]["ciou50"], result["scores"]["pointing"], result["train_seconds"])
+        results.append(result)
+
+    table = aggregate(results)
+    header = [f"# DMT comparison ({preset.name} preset)", ""]
+    if not preset.meaningful:
+        header += ["**--quick run: checks the whole path; these numbers are NOT meaningful.**", ""]
+    header += [f"Data: {d}" for d in sorted(descriptions)]
+    header += [f"Command: `python benchmarks/run.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+               f"Seeds: {args.seeds}; metrics in % (mean ± std over seeds when several); equal updates per "
+               f"network: {preset.train.warmup_steps} warm-up + {preset.train.steps} steps.", ""]
+    sections = []
+    pairs = [(v.name, v.title) for v in variants]
+    for method in args.method:
+        for ratio in args.label_ratio:
+            sections.append(f"## {method}, label ratio {ratio:g}\n\n" + method_table(method, ratio, table, pairs,
+                                                                                   references))
+    if len(args.method) > 1:
+        for ratio in args.label_ratio:
+            sections.append(f"## Gains per method (CIoU@0.5, label ratio {ratio:g})\n\n"
+                            + gains_table(args.method, ratio, table))
+    markdown = "\n".join(header) + "\n" + "\n\n".join(sections) + "\n"
+    (args.out / "results.md").write_text(markdown)
+    write_json(args.out / "results.json", {
+        "preset": preset.name, "meaningful": preset.meaningful, "data": sorted(descriptions),
+        "references": references,
+        "rows": [{"method": k[0], "ratio": k[1], "variant": k[2], **v} for k, v in table.items()],
+        "runs": [{k: v for k, v in r.items() if k != "history"} for r in results],
+    })
+    plots = args.out / "plots"
+    plots.mkdir(exist_ok=True)
+    plot_curves(results, plots / "curves.png")
+    if len(args.label_ratio) > 1:
+        plot_ratio_curve(args.method, args.label_ratio, table, plots / "label_ratio.png")
+    save_overlays(args, preset, data_cache, plots / "overlays.png")
+    print(markdown)
+    return 0
+
+
+def save_overlays(args: argparse.Namespace, preset, data_cache, path: Path) -> None:
+    """Maps of each trained variant (first method, ratio and seed) on eight test scenes."""
+    from comparison import backbone_factory
+    from dmt_wrap import DualMeanTeacher
+    from dmt_wrap.visualize import save_overlay_grid
+
+    job0 = Job(args.method[0], VARIANTS[args.variants[0]], args.label_ratio[0], args.seeds[0])
+    test = data_cache[(job0.ratio, job0.seed)].test
+    items = [test[i] for i in range(8)]
+    images = torch.stack([i["image"] for i in items])
+    audio = torch.stack([i["audio"] for i in items])
+    gt = torch.stack([i["mask"] for i in items])
+    rows_images, rows_maps, titles = [], [], []
+    for name in args.variants:
+        model_file = Job(job0.method, VARIANTS[name], job0.ratio, job0.seed).folder(args.out) / "model.pt"
+        if not model_file.exists():
+            continue
+        model = DualMeanTeacher.load(model_file, backbone_factory(job0.method, preset), device=args.device)
+        rows_images.append(images)
+        rows_maps.append(model.localize(images, audio).cpu())
+        titles += [name] * len(items)
+    if rows_maps:
+        save_overlay_grid(torch.cat(rows_images), torch.cat(rows_maps), gt.repeat(len(rows_maps), 1, 1), path,
+                          titles=titles, ncols=len(items))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
