@@ -28,13 +28,21 @@ class GeometricParams:
     shift: Tensor   # [B, 2], in normalised coordinates
     flip: Tensor    # [B] bool
 
-    def theta(self, device: torch.device) -> Tensor:
-        """Affine matrices for ``F.affine_grid`` (output coords -> input coords)."""
+    def grid(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """The ``F.grid_sample`` grid ``[B, H, W, 2]`` (output pixel -> input coordinates).
+
+        Equal to ``F.affine_grid`` of the matrices ``[[±scale, 0, shift_x], [0, scale,
+        shift_y]]`` (pixel centres, ``align_corners=False``). With no rotation or shear the
+        grid is separable (x depends on the column only, y on the row), so it is built by
+        broadcasting two ``[B, W]`` and ``[B, H]`` rows: a fraction of ``affine_grid``'s
+        batched matrix product over every pixel.
+        """
         sx = self.scale * torch.where(self.flip, -1.0, 1.0)
-        theta = torch.zeros(self.scale.shape[0], 2, 3)
-        theta[:, 0, 0], theta[:, 1, 1] = sx, self.scale
-        theta[:, :, 2] = self.shift
-        return theta.to(device, non_blocking=True)
+        columns = (torch.arange(width) * 2 + 1) / width - 1
+        rows = (torch.arange(height) * 2 + 1) / height - 1
+        x = (sx[:, None] * columns + self.shift[:, :1]).to(device, dtype, non_blocking=True)
+        y = (self.scale[:, None] * rows + self.shift[:, 1:]).to(device, dtype, non_blocking=True)
+        return torch.stack(torch.broadcast_tensors(x[:, None, :], y[:, :, None]), dim=-1)
 
 
 def sample_geometry(batch: int, generator: torch.Generator, scale_range: tuple[float, float] = (1.0, 1.0),
@@ -52,9 +60,17 @@ def warp(x: Tensor, params: GeometricParams, mode: str = "bilinear") -> Tensor:
     """Apply the per-sample affine to ``[B, C, H, W]`` or ``[B, H, W]`` tensors."""
     squeeze = x.dim() == 3
     x4 = x.unsqueeze(1) if squeeze else x
-    grid = F.affine_grid(params.theta(x.device).to(x4.dtype), list(x4.shape), align_corners=False)
+    grid = params.grid(x4.shape[-2], x4.shape[-1], x.device, x4.dtype)
     out = F.grid_sample(x4, grid, mode=mode, padding_mode="border", align_corners=False)
     return out.squeeze(1) if squeeze else out
+
+
+def mirror(x: Tensor, flip: Tensor) -> Tensor:
+    """Flip ``[B, ...]`` tensors horizontally where ``flip`` (``[B]`` bool, on ``x``'s device) is set.
+
+    Exactly what ``warp`` does for a pure flip, without resampling every pixel.
+    """
+    return torch.where(flip.view(-1, *[1] * (x.dim() - 1)), x.flip(-1), x)
 
 
 def photometric(images: Tensor, generator: torch.Generator, strength: float = 0.4,
@@ -77,16 +93,22 @@ def photometric(images: Tensor, generator: torch.Generator, strength: float = 0.
 
 def augment_audio(audio: Tensor, generator: torch.Generator, gain_db: float = 6.0, noise_snr_db: float = 20.0,
                   mask_fraction: float = 0.1) -> Tensor:
-    """Per-sample random gain, white noise at ``noise_snr_db`` and one zeroed time span."""
+    """Per-sample random gain, white noise at ``noise_snr_db`` and one zeroed time span.
+
+    The noise is drawn on the audio's device, from a generator seeded by ``generator``: a
+    waveform batch is millions of samples, too many to draw on the CPU and copy over.
+    """
     batch, length = audio.shape
+    device = audio.device
     gain = 10 ** ((torch.rand(batch, generator=generator) * 2 - 1) * gain_db / 20)
-    noise = torch.randn(batch, length, generator=generator)
+    noise_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     span = int(mask_fraction * length)
     start = (torch.rand(batch, generator=generator) * max(length - span, 1)).long()
-    device = audio.device
-    gain, noise, start = (t.to(device, non_blocking=True) for t in (gain, noise, start))
+    gain, start = (t.to(device, non_blocking=True) for t in (gain, start))
+    noise = torch.randn(batch, length, device=device, dtype=audio.dtype,
+                        generator=torch.Generator(device).manual_seed(noise_seed))
     power = audio.pow(2).mean(1, keepdim=True).clamp_min(1e-8)
-    out = audio * gain[:, None] + noise * (power.sqrt() * 10 ** (-noise_snr_db / 20))
+    out = torch.addcmul(audio * gain[:, None], noise, power.sqrt() * 10 ** (-noise_snr_db / 20))
     pos = torch.arange(length, device=device)[None]
     masked = (pos >= start[:, None]) & (pos < start[:, None] + span)
     return out.masked_fill(masked, 0.0)
@@ -115,7 +137,8 @@ class Augmenter:
     def weak(self, images: Tensor, generator: torch.Generator, *maps: Tensor) -> tuple[Tensor, ...]:
         """Horizontal flip only; returns the image and each aligned map."""
         params = sample_geometry(images.shape[0], generator, (1.0, 1.0), self.config.weak_flip_p)
-        return (warp(images, params), *(warp(m, params, "nearest") for m in maps))
+        flip = params.flip.to(images.device, non_blocking=True)
+        return tuple(mirror(x, flip) for x in (images, *maps))
 
     def strong(self, images: Tensor, audio: Tensor, generator: torch.Generator,
                *maps: Tensor) -> tuple[Tensor, ...]:

@@ -9,26 +9,29 @@ Launch any script that calls ``DualMeanTeacher.fit`` with ``torchrun``::
 ``fit`` joins the process group the script already started, or starts one from torchrun's
 environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``):
 ``nccl`` when the model is on a GPU, ``gloo`` on CPU; that group stays up until the process
-exits. Each process drives the GPU ``cuda:LOCAL_RANK``. What every rank does (DESIGN.md section 6):
+exits. Each process drives the GPU ``cuda:LOCAL_RANK``. What every rank does (DESIGN.md
+section 6):
 
 * the data streams are sharded: each rank takes its slice of every global batch of the
   seeded permutation, so ``batch_size`` is per rank and the global batch is
   ``batch_size * world_size`` (the batch a single process would see with that size);
-* both students are wrapped in DDP (gradients averaged across ranks); DDP broadcasts
-  rank 0's weights when it wraps them, after the contract check and the calibration
-  (which every rank runs on the same first global batch), so all ranks start identical;
+* both students are wrapped in DDP (gradients averaged across ranks) after the contract
+  check and the calibration (which every rank runs on the same first global batch), and
+  rank 0's weights and buffers are broadcast then, so all ranks start identical;
 * after each step the students' buffers (BatchNorm statistics, queues) are broadcast from
   rank 0, as DDP itself would before the next forward, and every rank updates its
   teachers by EMA from the identical students: the teachers stay identical on every rank;
 * loss terms, diagnostics and evaluation numbers are averaged across ranks; the pseudo
   loss is normalised by the number of pseudo-labels kept over all ranks, as in one
-  process; only rank 0 writes checkpoints, logs and the progress bar.
+  process; only rank 0 writes checkpoints, logs and the progress bar (every rank reads
+  the checkpoint to resume: across machines, ``checkpoint_dir`` must be on a shared
+  filesystem).
 
 Differences from one process with the global batch, by construction: BatchNorm sees each
-rank's batch statistics (build the network with ``nn.SyncBatchNorm`` inside
-``backbone_factory`` for global ones), contrastive losses take their negatives within the
-rank's batch (as the original methods do), and augmentation draws differ (each rank seeds
-its own views).
+rank's batch statistics (on GPUs, ``nn.SyncBatchNorm.convert_sync_batchnorm`` inside
+``backbone_factory`` gives global ones), contrastive losses take their negatives within
+the rank's batch (as the original methods do), and augmentation draws differ (each rank
+seeds its own views).
 """
 from __future__ import annotations
 
@@ -85,19 +88,27 @@ def join(device: torch.device) -> World:
     script joins it: the default group cannot reliably be started twice under torchrun).
     Without a group and without torchrun, a one-process world.
     """
-    if dist.is_available() and dist.is_initialized():
-        return World(dist.get_rank(), dist.get_world_size())
-    if launched_world_size() <= 1:
-        return World()
+    if not (dist.is_available() and dist.is_initialized()):
+        if launched_world_size() <= 1:
+            return World()
+        _start_group(device)
+    world = World(dist.get_rank(), dist.get_world_size())
+    if world.parallel and device.type == "cuda":
+        # the current device is where pinned-memory threads and NCCL put their contexts:
+        # left at GPU 0, every process would hold one there
+        torch.cuda.set_device(device)
+    return world
+
+
+def _start_group(device: torch.device) -> None:
+    """The default group from torchrun's environment: nccl on GPU, gloo on CPU; ended at exit."""
     if not dist.is_available():
         raise RuntimeError("launched with WORLD_SIZE > 1 but this torch build has no torch.distributed.")
     if device.type == "cuda":
-        torch.cuda.set_device(device)
         dist.init_process_group("nccl", device_id=device)
     else:
         dist.init_process_group("gloo")
     atexit.register(_end_group)
-    return World(dist.get_rank(), dist.get_world_size())
 
 
 def _end_group() -> None:

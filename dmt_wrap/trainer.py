@@ -313,13 +313,16 @@ class Trainer:
     def _distribute(self) -> None:
         """Wrap the students in DDP, once their weights are final on every rank.
 
-        Called after the calibration or the restore: DDP broadcasts rank 0's parameters and
-        buffers when it wraps, which makes every rank start from the same state even when
-        ``backbone_factory`` is not deterministic.
+        Called after the calibration or the restore: DDP broadcasts rank 0's parameters when
+        it wraps, and the buffers are broadcast here (DDP leaves them to the trainer), which
+        makes every rank start from the same state even when ``backbone_factory`` is not
+        deterministic.
         """
         if self.world.parallel:
             map_in_loss = self._uses_labels() or self.cfg.teachers > 0
             self.students = [DistributedStudent(s, self.device, map_in_loss) for s in self.model.students]
+            for student in self.model.students:
+                distributed.broadcast_buffers(student, self.world)
 
     def _state(self) -> dict[str, Any]:
         return {"model": self.model.model_state(), "optimizers": [o.state_dict() for o in self.optimizers],
@@ -340,7 +343,8 @@ class Trainer:
             optimizer.load_state_dict(saved_state)
         self.step = int(state["step"])
         self.streams = {name: self._stream(name, int(consumed)) for name, consumed in state["streams"].items()}
-        log.info("resumed from %s at step %d", path, self.step)
+        if self.world.is_main:
+            log.info("resumed from %s at step %d", path, self.step)
 
     def run(self, resume: bool = False) -> list[dict[str, Any]]:
         cfg = self.cfg
