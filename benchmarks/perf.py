@@ -166,8 +166,10 @@ def dmt_trainer(factory: Callable[[], nn.Module], cfg: DMTConfig, device: torch.
 
 
 def fix_streams(trainer: Trainer, data: Dataset, preset: Preset) -> None:
-    labeled = first_items(data, preset.labeled_batch_size)
-    unlabeled = first_items(data, preset.batch_size)
+    """Every stream hands out one batch already on the device, as the bare step's is."""
+    on_device = lambda batch: {k: v.to(trainer.device) for k, v in batch.items()}  # noqa: E731
+    labeled = on_device(first_items(data, preset.labeled_batch_size))
+    unlabeled = on_device(first_items(data, preset.batch_size))
     trainer.streams = {"labeled_A": FixedStream(labeled), "labeled_B": FixedStream(labeled),
                        "unlabeled": FixedStream(unlabeled)}
 

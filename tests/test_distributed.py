@@ -74,18 +74,19 @@ def test_two_ranks_match_one_process_with_the_global_batch(ranks):
     """Rank 0's teachers after 8 steps against one process with twice the batch.
 
     Equal up to float rounding: DDP averages two half-batch gradients where one process
-    takes the gradient of the whole batch's mean, and Adam rescales small differences.
+    takes the gradient of the whole batch's mean, and Adam rescales small differences
+    (4e-8 here; normalising the pseudo loss per rank instead puts it 5e-4 off).
     """
     single = DualMeanTeacher(FlatToyNet, SINGLE_PROCESS, device="cpu")
     single.fit(*toy_data(), progress=False)
     parallel = saved(ranks, "flat")[0]
     for teacher, state in zip(single.teachers, parallel["teachers"]):
         for key, value in teacher.state_dict().items():
-            assert torch.allclose(value.float(), state[key].float(), atol=1e-6, rtol=1e-5), key
+            assert torch.allclose(value.float(), state[key].float(), atol=1e-5, rtol=1e-4), key
     for mine, theirs in zip(without_timing(single.history), without_timing(parallel["history"])):
         assert mine.keys() == theirs.keys()
         for key, value in mine.items():
-            expected = pytest.approx(theirs[key], rel=1e-5, abs=1e-6) if isinstance(value, float) else theirs[key]
+            expected = pytest.approx(theirs[key], rel=1e-4, abs=1e-5) if isinstance(value, float) else theirs[key]
             assert value == expected, key
 
 
