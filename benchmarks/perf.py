@@ -28,6 +28,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def network_factory(method: str, preset: Preset) -> tuple[Callable[[], nn.Module
         importlib.import_module(f"baselines.{module.name}")  # each module registers its networks
     from baselines.registry import build
     samples = int(round(preset.seconds * preset.sample_rate))
-    return (lambda: build(method, encoder_size=preset.encoder_size, sample_rate=preset.sample_rate)), samples
+    return partial(build, method, encoder_size=preset.encoder_size, sample_rate=preset.sample_rate), samples
 
 
 class RandomItems(Dataset):
@@ -99,18 +100,18 @@ class RandomItems(Dataset):
 
 def pipeline_dataset(method: str, preset: Preset, audio_samples: int, length: int) -> tuple[Dataset, str]:
     """The composed dataset at the preset's size, or random tensors (and which one it is)."""
-    if method != "toy":
-        try:
-            from dmt_wrap.datasets.composed.dataset import ComposedScenes
-        except ImportError as exc:
-            return RandomItems(length, preset.image_size, audio_samples), f"random tensors (no composed dataset: {exc})"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            data = ComposedScenes("flickr", length=length, image_size=preset.image_size,
-                                  sample_rate=preset.sample_rate, duration=preset.seconds)
-        kind = "procedural fallback classes" if data.is_fallback else "stamp classes"
-        return data, f"composed dataset, tier flickr, {kind}"
-    return RandomItems(length, preset.image_size, audio_samples), "random tensors (toy network)"
+    if method == "toy":
+        return RandomItems(length, preset.image_size, audio_samples), "random tensors (toy network)"
+    try:
+        from dmt_wrap.datasets.composed.dataset import ComposedScenes
+    except ImportError as exc:
+        return RandomItems(length, preset.image_size, audio_samples), f"random tensors (no composed dataset: {exc})"
+    with warnings.catch_warnings():  # the fallback-classes warning: reported in the output instead
+        warnings.simplefilter("ignore")
+        data = ComposedScenes("flickr", length=length, image_size=preset.image_size,
+                              sample_rate=preset.sample_rate, duration=preset.seconds)
+    kind = "procedural fallback classes" if data.is_fallback else "stamp classes"
+    return data, f"composed dataset, tier flickr, {kind}"
 
 
 # ----------------------------------------------------------------------------- steps
@@ -124,9 +125,9 @@ class FixedStream:
         return self.batch
 
 
-def first_items(data: Dataset, count: int) -> dict[str, Tensor]:
+def first_items(data: Dataset, count: int, device: torch.device) -> dict[str, Tensor]:
     items = [data[i] for i in range(count)]
-    return {key: torch.stack([item[key] for item in items]) for key in ("image", "audio", "mask")}
+    return {key: torch.stack([item[key] for item in items]).to(device) for key in ("image", "audio", "mask")}
 
 
 class BareStep:
@@ -136,7 +137,7 @@ class BareStep:
         self.net = net.to(device).train()
         if cfg.channels_last and device.type == "cuda":
             self.net.to(memory_format=torch.channels_last)
-        self.batch = {k: v.to(device) for k, v in batch.items()}
+        self.batch = batch
         self.optimizer = build_optimizer(self.net.parameters(), cfg, device)
         self.cfg, self.device = cfg, device
 
@@ -167,9 +168,8 @@ def dmt_trainer(factory: Callable[[], nn.Module], cfg: DMTConfig, device: torch.
 
 def fix_streams(trainer: Trainer, data: Dataset, preset: Preset) -> None:
     """Every stream hands out one batch already on the device, as the bare step's is."""
-    on_device = lambda batch: {k: v.to(trainer.device) for k, v in batch.items()}  # noqa: E731
-    labeled = on_device(first_items(data, preset.labeled_batch_size))
-    unlabeled = on_device(first_items(data, preset.batch_size))
+    labeled = first_items(data, preset.labeled_batch_size, trainer.device)
+    unlabeled = first_items(data, preset.batch_size, trainer.device)
     trainer.streams = {"labeled_A": FixedStream(labeled), "labeled_B": FixedStream(labeled),
                        "unlabeled": FixedStream(unlabeled)}
 
@@ -221,7 +221,7 @@ def end_to_end(trainer: Trainer, warmup: int, steps: int, device: torch.device) 
     trainer.streams = {}
     for _ in range(warmup):
         trainer._train_step("unbiased")
-    return timed(lambda: trainer._train_step("unbiased"), steps, device)
+    return timed(partial(trainer._train_step, "unbiased"), steps, device)
 
 
 # ----------------------------------------------------------------------------- main
@@ -250,13 +250,13 @@ def main(argv: list[str] | None = None) -> None:
                     warmup_steps=0, num_workers=args.workers, channels_last=True)
     random_data = RandomItems(max(preset.batch_size, 128), preset.image_size, audio_samples)
 
-    bare = BareStep(factory(), first_items(random_data, preset.mixed_batch), cfg, device)
+    bare = BareStep(factory(), first_items(random_data, preset.mixed_batch, device), cfg, device)
     trainer = dmt_trainer(factory, cfg, device, random_data, random_data)
     fix_streams(trainer, random_data, preset)
     if args.compile:
         bare.net.compile()
         compile_students(trainer)
-    dmt = lambda: trainer._train_step("unbiased")  # noqa: E731
+    dmt = partial(trainer._train_step, "unbiased")
 
     params = sum(p.numel() for p in bare.net.parameters())
     print(f"method {args.method} ({params / 1e6:.2f} M parameters), preset {args.preset} "
