@@ -193,7 +193,8 @@ class Trainer:
             pseudo_loss = zero
         if output.self_loss is None:
             if not self._uses_labels():
-                raise ValueError(f"{self.model.students[k].name} returned no self-supervised loss in training mode, so it cannot "
+                name = self.model.students[k].name
+                raise ValueError(f"{name} returned no self-supervised loss in training mode, so it cannot "
                                  "be trained without labels; return (map, loss) from forward() in training mode.")
             self_loss = zero
         else:
@@ -212,7 +213,7 @@ class Trainer:
                                            align_corners=False)[:, 0])
         return probs
 
-    def _train_step(self, stage: str) -> dict[str, Tensor]:
+    def _train_step(self, stage: str) -> dict[str, float]:
         cfg = self.cfg
         torch.manual_seed(self._seed("net"))
         pseudo, pseudo_norm, diagnostics = None, None, {}
