@@ -22,7 +22,8 @@ class DMTConfig:
     ``use_labels``). ``delta`` thresholds the calibrated teacher confidence; ``tau`` is the
     consensus IoU a sample needs to be kept; ``pseudo_label`` combines the two teachers'
     masks; ``pseudo_label_shape="box"`` fills each pseudo-label's bounding box (for data
-    whose ground truth is boxes).
+    whose ground truth is boxes). ``rampup_steps`` ramps ``lambda_u`` up linearly at the
+    start of stage 2.
     """
 
     # schedule
@@ -42,6 +43,7 @@ class DMTConfig:
     tau: float = 0.5
     ema_decay: float = 0.99
     lambda_u: float = 1.0
+    rampup_steps: int = 0
     lambda_c: float = 0.1
     use_labels: bool = True
     map_loss: str = "bce"
@@ -64,6 +66,7 @@ class DMTConfig:
             "tau": 0.0 <= self.tau <= 1.0,
             "ema_decay": 0.0 <= self.ema_decay < 1.0,
             "steps": self.steps >= 0 and self.warmup_steps >= 0,
+            "rampup_steps": self.rampup_steps >= 0,
             "steps_per_epoch": self.steps_per_epoch >= 1,
             "batch_size": self.batch_size >= 1 and self.labeled_batch_size >= 1,
             "lr": self.lr > 0,

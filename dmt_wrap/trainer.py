@@ -164,6 +164,18 @@ class Trainer:
     def _uses_labels(self) -> bool:
         return self.cfg.use_labels and self.labeled is not None
 
+    def _pseudo_weight(self) -> float:
+        """``lambda_u``, ramped up linearly over the first ``rampup_steps`` of stage 2.
+
+        Freshly started teachers are at their weakest; a ramp keeps their first, noisiest
+        pseudo-labels from overriding what the warm-up learned (a plain Python float: no sync).
+        """
+        cfg = self.cfg
+        if cfg.rampup_steps <= 0:
+            return cfg.lambda_u
+        into_stage2 = self.step - (cfg.warmup_steps if self._uses_labels() else 0) + 1
+        return cfg.lambda_u * min(1.0, max(0.0, into_stage2 / cfg.rampup_steps))
+
     def _student_loss(self, k: int, labeled: dict[str, Tensor] | None, unlabeled: dict[str, Tensor] | None,
                       pseudo: PseudoLabels | None, pseudo_norm: Tensor | None) -> Tensor:
         """One student's loss terms ``[supervised, pseudo, self, total]`` on its mixed batch."""
@@ -200,7 +212,7 @@ class Trainer:
         else:
             self_loss = output.self_loss.float()
         weight_self = 1.0 if not self._uses_labels() else cfg.lambda_c
-        total = supervised + cfg.lambda_u * pseudo_loss + weight_self * self_loss
+        total = supervised + self._pseudo_weight() * pseudo_loss + weight_self * self_loss
         return torch.stack([supervised, pseudo_loss, self_loss, total])
 
     @torch.no_grad()

@@ -125,3 +125,15 @@ def test_contract_errors_say_what_came_back(output, message):
 def test_labeled_items_without_mask_are_refused():
     with pytest.raises(ValueError, match="lack \\['mask'\\]"):
         DualMeanTeacher(ToyNet, FAST).fit(SquaresDataset(8, with_mask=False), SquaresDataset(8), progress=False)
+
+
+def test_pseudo_label_weight_ramps_up_linearly_in_stage_two():
+    from dmt_wrap.trainer import Trainer
+
+    cfg = FAST.replace(warmup_steps=10, rampup_steps=4, lambda_u=2.0)
+    trainer = Trainer(DualMeanTeacher(ToyNet, cfg), SquaresDataset(8), SquaresDataset(8))
+    weights = []
+    for step in range(10, 16):
+        trainer.step = step
+        weights.append(trainer._pseudo_weight())
+    assert weights == [0.5, 1.0, 1.5, 2.0, 2.0, 2.0]
