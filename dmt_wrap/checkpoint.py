@@ -23,7 +23,12 @@ def require_keys(state: dict[str, Any], keys: tuple[str, ...], source: str, hint
 
 
 def save_atomic(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``state`` to ``path`` so that a crash mid-write never leaves a corrupt file.
+    """Write a dmt_wrap checkpoint (``state`` plus its format tag) with ``torch_save_atomic``."""
+    return torch_save_atomic({"format": FORMAT, **state}, path)
+
+
+def torch_save_atomic(payload: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to ``path`` so that a crash mid-write never leaves a corrupt file.
 
     The bytes go to a temporary file in the same folder, are fsync'ed, then renamed over
     ``path`` (atomic on POSIX); the folder is fsync'ed so the rename itself is durable.
@@ -33,7 +38,7 @@ def save_atomic(state: dict[str, Any], path: str | os.PathLike) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save({"format": FORMAT, **state}, handle)
+            torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ...checkpoint import torch_save_atomic
 from .dataset import ComposedScenes, unpack_item
 from .tiers import TierConfig
 
@@ -67,21 +67,6 @@ def _generate(scenes: ComposedScenes) -> dict[str, Tensor]:
     return tensors
 
 
-def _write_atomically(path: Path, payload: dict) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _read(path: Path, key: str) -> dict | None:
     """The stored payload if ``path`` holds a readable set with this ``key``, else None."""
     if not path.is_file():
@@ -122,5 +107,5 @@ def load_eval_set(tier: str | TierConfig = "flickr", n: int = 1000, image_size: 
         logger.info("generating the composed %s eval set (%d scenes) into %s",
                     scenes.tier.name, n, path)
         payload = {"key": key, "tensors": _generate(scenes)}
-        _write_atomically(path, payload)
+        torch_save_atomic(payload, path)
     return ComposedEvalSet(payload["tensors"], scenes.tier, config, path)
