@@ -73,6 +73,8 @@ def read_image(path: Path | str, size: int) -> Tensor:
     try:
         with Image.open(path) as img:
             img.load()  # decodes now, so a truncated file fails here rather than later
+            if img.mode.startswith("I;16"):  # 16-bit: PIL's convert("RGB") would clip it at 255
+                img = Image.fromarray((np.asarray(img, dtype=np.float32) / 257.0).round().astype(np.uint8))
             rgb = img.convert("RGB")
     except FileNotFoundError as err:
         raise DataError(f"{path}: image file is missing; restore it or remove its entry "
