@@ -113,12 +113,41 @@ def _check_wav_complete(path: Path) -> None:
             handle.seek(chunk_size + (chunk_size & 1), 1)
 
 
+_OGG_MAX_PAGE = 27 + 255 + 255 * 255
+
+
+def _check_ogg_complete(path: Path) -> None:
+    """Refuse an Ogg file whose last page is cut short or is not an end-of-stream page.
+
+    libsndfile decodes a truncated Ogg Vorbis file up to the cut without complaint, so a
+    half-downloaded clip would otherwise be tiled into a plausible but wrong sample.
+    """
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"OggS":
+            return  # not an Ogg container: leave the check to libsndfile
+        size = path.stat().st_size
+        handle.seek(max(0, size - _OGG_MAX_PAGE))
+        tail = handle.read()
+    start = tail.rfind(b"OggS")
+    header = tail[start:start + 27]
+    complete = len(header) == 27
+    if complete:
+        segments = tail[start + 27:start + 27 + header[26]]
+        complete = len(segments) == header[26] and start + 27 + len(segments) + sum(segments) == len(tail)
+    if not complete or not header[5] & 0x04:
+        raise DataError(f"{path}: Ogg file is truncated (its last page is "
+                        f"{'cut short' if not complete else 'not the end of the stream'}); "
+                        "re-extract the audio or remove its entry.", path)
+
+
 def _load_mono(path: Path) -> tuple[np.ndarray, int]:
     if not path.is_file():
         raise DataError(f"{path}: audio file is missing; restore it or remove its entry "
                         "from the list/annotation file.", path)
     if path.suffix.lower() == ".wav":
         _check_wav_complete(path)
+    elif path.suffix.lower() in (".ogg", ".oga"):
+        _check_ogg_complete(path)
     try:
         with sf.SoundFile(path) as audio_file:
             declared = audio_file.frames
