@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from einops import einsum, rearrange
 from torch import Tensor, nn
 
-from baselines.encoders import AudioEncoder, VisualEncoder, matched_similarity_map
+from baselines.encoders import encoder_pair, matched_similarity_map
 from baselines.registry import register
 
 
@@ -51,10 +51,8 @@ class Attention10k(nn.Module):
                  visual_weights: str | None = None, audio_weights: str | None = None,
                  dim: int | None = None, output_stride: int = 16) -> None:
         super().__init__()
-        self.visual_encoder = VisualEncoder(encoder_size, weights=visual_weights,
-                                            output_stride=output_stride)
-        self.audio_encoder = AudioEncoder(encoder_size, sample_rate=sample_rate,
-                                          weights=audio_weights)
+        self.visual_encoder, self.audio_encoder = encoder_pair(encoder_size, sample_rate, visual_weights,
+                                                               audio_weights, output_stride)
         visual_channels = self.visual_encoder.out_channels
         audio_channels = self.audio_encoder.out_channels
         dim = dim or visual_channels

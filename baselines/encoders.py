@@ -163,6 +163,13 @@ class AudioEncoder(nn.Module):
         return self.backbone(self.spectrogram_norm(self.spectrogram(waveform)))
 
 
+def encoder_pair(encoder_size: str, sample_rate: int, visual_weights: str | None, audio_weights: str | None,
+                 output_stride: int) -> tuple[VisualEncoder, AudioEncoder]:
+    """The visual and audio encoders of one size, as every baseline builds them."""
+    return (VisualEncoder(encoder_size, visual_weights, output_stride),
+            AudioEncoder(encoder_size, sample_rate, audio_weights))
+
+
 class AudioVisualEmbedder(nn.Module):
     """Both encoders plus linear projections to a shared, L2-normalised space.
 
@@ -179,8 +186,8 @@ class AudioVisualEmbedder(nn.Module):
                  dim: int | None = None, output_stride: int = 32, projection: bool = True,
                  visual_dropout: float = 0.0, audio_dropout: float = 0.0) -> None:
         super().__init__()
-        self.visual = VisualEncoder(encoder_size, visual_weights, output_stride)
-        self.audio = AudioEncoder(encoder_size, sample_rate, audio_weights)
+        self.visual, self.audio = encoder_pair(encoder_size, sample_rate, visual_weights, audio_weights,
+                                               output_stride)
         self.dim: int = dim or self.visual.out_channels
         if not projection and self.dim != self.visual.out_channels:
             raise ValueError(f"without a projection the embedding has the encoders' width "

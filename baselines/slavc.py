@@ -32,8 +32,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from baselines.encoders import (AudioEncoder, VisualEncoder, cross_modal_similarities,
-                                matched_similarity_map)
+from baselines.encoders import cross_modal_similarities, encoder_pair, matched_similarity_map
 from baselines.registry import register
 
 
@@ -44,10 +43,8 @@ class TwoHeadEmbedder(nn.Module):
                  audio_weights: str | None, dim: int | None, output_stride: int,
                  visual_dropout: float, audio_dropout: float) -> None:
         super().__init__()
-        self.visual_encoder = VisualEncoder(encoder_size, weights=visual_weights,
-                                            output_stride=output_stride)
-        self.audio_encoder = AudioEncoder(encoder_size, sample_rate=sample_rate,
-                                          weights=audio_weights)
+        self.visual_encoder, self.audio_encoder = encoder_pair(encoder_size, sample_rate, visual_weights,
+                                                               audio_weights, output_stride)
         visual_channels = self.visual_encoder.out_channels
         audio_channels = self.audio_encoder.out_channels
         dim = dim or visual_channels
