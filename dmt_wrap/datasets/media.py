@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import struct
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -208,7 +209,7 @@ class PairEntry:
     boxes: Boxes | None
 
 
-class FrameAudioDataset(Dataset):
+class FrameAudioDataset(Dataset, ABC):
     """Frame + audio pairs with the shared item format and bad-input policy.
 
     Items are dicts: ``image`` float ``[3, S, S]`` in [0, 1], ``audio`` float ``[T]`` mono
@@ -243,9 +244,9 @@ class FrameAudioDataset(Dataset):
         self.skipped: list[tuple[str, str]] = []
         self.entries: list[PairEntry] = []
 
+    @abstractmethod
     def boxes_to_mask(self, boxes: Boxes) -> Tensor:
         """The ground truth ``G`` ``[S, S]`` for an entry's boxes (dataset-specific)."""
-        raise NotImplementedError
 
     @property
     def names(self) -> list[str]:
