@@ -7,7 +7,6 @@ from its training checkpoint (``ckpt/last.pt``). Re-running a comparison with th
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from dataclasses import dataclass
@@ -24,9 +23,6 @@ from dmt_wrap.evaluation import evaluate_model
 from data import ComparisonData
 from presets import Preset
 from variants import Variant
-
-log = logging.getLogger("benchmarks")
-
 
 @dataclass(frozen=True)
 class Job:

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch.utils.data import Dataset, Subset
 
 from dmt_wrap.datasets.splits import label_split
@@ -69,8 +68,3 @@ def real(kind: str, root: str, preset: Preset, ratio: float, seed: int) -> Compa
     return ComparisonData(Subset(pool, labeled_idx), unlabeled, pool, test,
                           f"flickr at {root}: {len(labeled_idx)} labeled, {len(unlabeled)} unlabeled, "
                           f"{len(test)} test")
-
-
-def stack_items(dataset: Dataset, indices: range) -> dict[str, torch.Tensor]:
-    items = [dataset[i] for i in indices]
-    return {k: torch.stack([torch.as_tensor(item[k]) for item in items]) for k in items[0]}

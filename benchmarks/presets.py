@@ -32,9 +32,6 @@ class Preset:
         return {"encoder_size": self.encoder_size, "sample_rate": self.sample_rate, **self.model_kwargs,
                 **self.method_kwargs.get(method, {})}
 
-    def with_schedule(self, **changes) -> "Preset":
-        return replace(self, train=self.train.replace(**changes))
-
 
 CPU = Preset(
     name="cpu", image_size=64, sample_rate=16000, duration=1.0, encoder_size="tiny",

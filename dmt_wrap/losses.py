@@ -30,14 +30,6 @@ def per_sample_map_loss(logits: Tensor, target: Tensor, kind: str = "bce") -> Te
     return loss
 
 
-def map_loss(logits: Tensor, target: Tensor, weight: Tensor | None = None, kind: str = "bce") -> Tensor:
-    """Mean loss over samples, or the ``weight``-ed mean (0 when every weight is 0).
-
-    The weighted form is how rejected pseudo-labels drop out without a host sync or a
-    change of batch shape.
-    """
-    losses = per_sample_map_loss(logits, target, kind)
-    if weight is None:
-        return losses.mean()
-    weight = weight.to(losses.dtype)
-    return (losses * weight).sum() / weight.sum().clamp_min(1.0)
+def map_loss(logits: Tensor, target: Tensor, kind: str = "bce") -> Tensor:
+    """Mean loss over samples."""
+    return per_sample_map_loss(logits, target, kind).mean()

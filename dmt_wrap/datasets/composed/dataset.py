@@ -23,9 +23,6 @@ from .sources import (DEFAULT_CLASSES, Source, discover_stamps, select_stamp_cla
                       stamps_dir_from, stamps_fingerprint)
 from .tiers import TierConfig, get_tier
 
-ITEM_KEYS = ("image", "audio", "mask", "instance_mask", "objectness", "silent_mask",
-             "sounding", "index")
-
 
 def load_class_sources(stamps_dir: str | os.PathLike | None, classes: int | Sequence[str] | None,
                        sample_rate: int) -> tuple[list[Source], bool, str]:
