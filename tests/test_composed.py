@@ -14,7 +14,10 @@ from dmt_wrap.datasets.composed import (DEFAULT_CLASSES, ComposedScenes, TierCon
                                         load_eval_set, reference_maps)
 from dmt_wrap.datasets.composed import evalset as evalset_module
 from dmt_wrap.datasets.composed import scene as scene_module
-from dmt_wrap.datasets.composed.audio import split_bounds
+from dmt_wrap.datasets.composed.audio import (_change_speed, _fade_in_place, _loop,
+                                              split_bounds)
+from dmt_wrap.datasets.composed.backgrounds import _tint
+from dmt_wrap.datasets.composed.fallback import fallback_sources
 from dmt_wrap.datasets.composed.preview import save_tier_preview
 from dmt_wrap.datasets.composed.sources import discover_stamps, stamps_dir_from
 from dmt_wrap.metrics import ciou_at, ciou_per_image, pointing_game
@@ -153,6 +156,50 @@ def test_train_and_test_hear_disjoint_parts_of_every_recording() -> None:
         assert max(end for _, end in train_spans) <= min(s for s, _ in spans["test", name])
         checked += 1
     assert checked >= 12
+
+
+def plain_change_speed(window: np.ndarray, speed: float) -> np.ndarray:
+    """The definition ``_change_speed`` must match bit for bit (it uses cached pieces)."""
+    positions = np.arange(max(2, int(len(window) / speed)), dtype=np.float32) * np.float32(speed)
+    left = np.minimum(positions.astype(np.int32), len(window) - 2)
+    fraction = np.minimum(positions - left, np.float32(1.0))
+    return window[left] + (window[left + 1] - window[left]) * fraction
+
+
+def test_sped_faded_looped_clips_match_their_plain_definitions() -> None:
+    """Cached ranges, ramps and slopes must give exactly the uncached result, every call."""
+    source = fallback_sources(2, 16_000)[0]
+    assert np.array_equal(source.slopes, np.diff(source.waveform))
+    assert not source.slopes.flags.writeable
+    rng = np.random.default_rng(0)
+    for _ in range(2):  # the second pass reuses what the first cached
+        for length in (2, 3, 7, 500, 4_000, 9_999):
+            start = int(rng.integers(0, len(source.waveform) - length))
+            window = source.waveform[start:start + length]
+            slopes = source.slopes[start:start + length - 1]
+            for speed in (0.5, 0.9, 1.0, rng.uniform(0.9, 1.1), 1.5):
+                sped = _change_speed(window, slopes, speed)
+                expected = plain_change_speed(window, speed)
+                assert sped.dtype == expected.dtype and np.array_equal(sped, expected)
+            fade = min(80, length // 4)
+            ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, fade, dtype=np.float32))
+            expected = sped.copy()
+            expected[:fade] *= ramp
+            expected[len(expected) - fade:] *= ramp[::-1]
+            _fade_in_place(sped, 80)
+            assert np.array_equal(sped, expected)
+            for phase in (0, len(sped) // 3, len(sped) - 1):
+                expected = np.resize(np.concatenate([sped[phase:], sped[:phase]]), 1_000)
+                assert np.array_equal(_loop(sped, phase, 1_000), expected)
+
+
+def test_grey_backgrounds_are_tinted_per_channel() -> None:
+    grey = np.random.default_rng(0).integers(0, 256, (20, 30), dtype=np.uint8)
+    tint = np.array([150, 200, 255], dtype=np.uint16)
+    tinted = _tint(Image.fromarray(grey), tint)
+    assert tinted.mode == "RGB"
+    expected = (np.repeat(grey[..., None], 3, axis=2) * tint >> 8).astype(np.uint8)
+    assert np.array_equal(np.asarray(tinted), expected)
 
 
 @needs_stamps

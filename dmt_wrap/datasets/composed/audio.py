@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -40,15 +41,37 @@ def split_bounds(source: Source, split: str, test_fraction: float) -> tuple[int,
     return (0, cut) if split == "train" else (cut, len(source.waveform))
 
 
-def _raised_cosine_fade(window: np.ndarray, fade: int) -> np.ndarray:
+@lru_cache(maxsize=16)
+def _fade_ramp(fade: int) -> np.ndarray:
+    """The raised-cosine ramp of ``fade`` samples (float32, read-only, made once per length)."""
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, math.pi, fade, dtype=np.float32))
+    ramp.flags.writeable = False
+    return ramp
+
+
+def _fade_in_place(window: np.ndarray, fade: int) -> None:
+    """Apply the raised-cosine fade to both ends of ``window``."""
     fade = min(fade, len(window) // 4)
     if fade < 1:
-        return window
-    ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, math.pi, fade, dtype=np.float32)))
-    faded = window.copy()
-    faded[:fade] *= ramp
-    faded[-fade:] *= ramp[::-1]
-    return faded
+        return
+    ramp = _fade_ramp(fade)
+    window[:fade] *= ramp
+    window[-fade:] *= ramp[::-1]
+
+
+def _loop(signal: np.ndarray, phase: int, n_samples: int) -> np.ndarray:
+    """``signal`` rotated to start at ``phase`` and repeated to ``n_samples`` samples.
+
+    The same as ``np.resize(np.roll(signal, -phase), n_samples)``, with one copy.
+    """
+    looped = np.empty(n_samples, dtype=signal.dtype)
+    filled = min(n_samples, len(signal) - phase)
+    looped[:filled] = signal[phase:phase + filled]
+    while filled < n_samples:
+        step = min(len(signal), n_samples - filled)
+        looped[filled:filled + step] = signal[:step]
+        filled += step
+    return looped
 
 
 def source_clip(source: Source, split: str, test_fraction: float, n_samples: int,
@@ -67,22 +90,42 @@ def source_clip(source: Source, split: str, test_fraction: float, n_samples: int
     length = min(high - low, needed)
     start = low + int(rng.integers(0, high - low - length + 1))
     window = source.waveform[start:start + length]
-    sped = _raised_cosine_fade(_change_speed(window, speed),
-                               int(FADE_SECONDS * source.sample_rate))
-    phase = int(rng.integers(0, len(sped)))
-    clip = np.resize(np.concatenate([sped[phase:], sped[:phase]]), n_samples)
-    return clip / np.float32(max(_rms(clip), 1e-8)), AudioWindow(source.name, start,
-                                                                  start + length, role)
+    sped = _change_speed(window, source.slopes[start:start + length - 1], speed)
+    _fade_in_place(sped, int(FADE_SECONDS * source.sample_rate))
+    clip = _loop(sped, int(rng.integers(0, len(sped))), n_samples)
+    clip /= np.float32(max(_rms(clip), 1e-8))
+    return clip, AudioWindow(source.name, start, start + length, role)
 
 
-def _change_speed(window: np.ndarray, speed: float) -> np.ndarray:
-    """``window`` played ``speed`` times faster (linear interpolation), float32."""
+@lru_cache(maxsize=8)
+def _float_range(length: int) -> np.ndarray:
+    """``np.arange(length)`` as float32 (read-only), kept per length to skip refilling it."""
+    indices = np.arange(length, dtype=np.float32)
+    indices.flags.writeable = False
+    return indices
+
+
+def _change_speed(window: np.ndarray, slopes: np.ndarray, speed: float) -> np.ndarray:
+    """``window`` played ``speed`` times faster (linear interpolation), a new array.
+
+    ``slopes`` is ``np.diff(window)`` (a slice of the source's, computed once). Positions
+    are float32 ``i * speed``; the result is float64, ``window[j] + slope[j] * fraction``
+    with ``j`` the position's integer part, clamped to the last slope (fraction 1 there).
+    """
     if len(window) < 2:
         return np.repeat(window, 2)
-    positions = np.arange(max(2, int(len(window) / speed)), dtype=np.float32) * np.float32(speed)
-    left = np.minimum(positions.astype(np.int32), len(window) - 2)
-    fraction = np.minimum(positions - left, np.float32(1.0))
-    return window[left] + (window[left + 1] - window[left]) * fraction
+    count = max(2, int(len(window) / speed))
+    # A power-of-two length, so that few ranges are kept whatever the window lengths.
+    positions = _float_range(1 << (count - 1).bit_length())[:count] * np.float32(speed)
+    floors = np.floor(positions)
+    sped = np.subtract(positions, floors).astype(np.float64)  # the fractions, exact
+    left = floors.astype(np.int32).astype(np.intp)  # faster than float32 -> intp directly
+    tail = int(np.searchsorted(positions, np.float32(len(window) - 1)))  # past the last slope
+    left[tail:] = len(window) - 2
+    sped[tail:] = 1.0
+    sped *= slopes.take(left)
+    sped += window.take(left)
+    return sped
 
 
 def _rms(signal: np.ndarray) -> float:
@@ -92,7 +135,9 @@ def _rms(signal: np.ndarray) -> float:
 
 def quantise_pcm16(audio: np.ndarray) -> np.ndarray:
     """Clip to [-1, 1] and round to the 16-bit grid, as int16."""
-    return np.round(np.clip(audio, -1.0, 1.0) * PCM_SCALE).astype(np.int16)
+    scaled = np.clip(audio, -1.0, 1.0)
+    scaled *= PCM_SCALE
+    return np.round(scaled, out=scaled).astype(np.int16)
 
 
 def mix_scene_audio(heard: Sequence[Source], distractor: Source | None, split: str,
@@ -111,17 +156,22 @@ def mix_scene_audio(heard: Sequence[Source], distractor: Source | None, split: s
     windows = []
     for source in heard:
         clip, window = source_clip(source, split, test_fraction, n_samples, rng, speed_range)
-        gain = 10 ** (rng.uniform(-3.0, 3.0) / 20) if len(heard) > 1 else 1.0
-        signal += clip * np.float32(gain)
+        if len(heard) > 1:
+            clip *= np.float32(10 ** (rng.uniform(-3.0, 3.0) / 20))
+        signal += clip
         windows.append(window)
     if distractor is not None:
         clip, window = source_clip(distractor, split, test_fraction, n_samples, rng,
                                    speed_range, role="distractor")
-        signal += clip * np.float32(10 ** (rng.uniform(*distractor_db) / 20))
+        clip *= np.float32(10 ** (rng.uniform(*distractor_db) / 20))
+        signal += clip
         windows.append(window)
     noise_rms = _rms(signal) / 10 ** (rng.uniform(*snr_db) / 20)
     # White noise with a uniform amplitude distribution (unit variance: width sqrt(12)),
     # three times cheaper to draw than Gaussian and as white.
-    noise = rng.random(n_samples, dtype=np.float32) - np.float32(0.5)
-    mix = signal + noise * np.float32(noise_rms * math.sqrt(12.0))
-    return quantise_pcm16(mix * np.float32(TARGET_RMS / max(_rms(mix), 1e-8))), windows
+    mix = rng.random(n_samples, dtype=np.float32)
+    mix -= np.float32(0.5)
+    mix *= np.float32(noise_rms * math.sqrt(12.0))
+    mix += signal
+    mix *= np.float32(TARGET_RMS / max(_rms(mix), 1e-8))
+    return quantise_pcm16(mix), windows

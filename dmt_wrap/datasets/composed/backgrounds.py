@@ -3,7 +3,7 @@ scikit-learn (no download). Images showing people or animals are left out so tha
 background holds an object that could be mistaken for a class.
 
 Every photo is kept at several scales, a factor sqrt(2) apart; a background is a plain
-``S x S`` slice of one scale, so that drawing one costs no resampling at any ``S``.
+``S x S`` crop of one scale, so that drawing one costs no resampling at any ``S``.
 """
 from __future__ import annotations
 
@@ -24,19 +24,23 @@ MIN_SCALE_SIDE = 32  # scales stop below this shorter side
 
 @dataclass(frozen=True)
 class Background:
-    """One photo at several scales (uint8 ``[h, w, 3]`` arrays, largest first)."""
+    """One photo at several scales, largest first: RGB images, or "L" ones if ``grey``.
 
-    scales: tuple[np.ndarray, ...]
+    Kept as Pillow images because Pillow crops, mirrors and tints them several times
+    faster than numpy copies a mirrored or tinted slice.
+    """
+
+    scales: tuple[Image.Image, ...]
     grey: bool
 
 
-def _scales(image: Image.Image) -> tuple[np.ndarray, ...]:
+def _scales(image: Image.Image) -> tuple[Image.Image, ...]:
     image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     scales = []
     factor = 1.0
     while min(image.size) * factor >= MIN_SCALE_SIDE:
         size = (round(image.size[0] * factor), round(image.size[1] * factor))
-        scales.append(np.asarray(image.resize(size, Image.Resampling.LANCZOS)))
+        scales.append(image.resize(size, Image.Resampling.LANCZOS))
         factor /= math.sqrt(2)
     return tuple(scales)
 
@@ -53,11 +57,22 @@ def load_backgrounds() -> tuple[Background, ...]:
     for array in arrays:
         array = np.asarray(array)
         grey = array.ndim == 2
-        if grey:
-            array = np.repeat(array[..., None], 3, axis=2)
-        image = Image.fromarray(np.ascontiguousarray(array[..., :3]).astype(np.uint8))
+        if not grey:
+            array = array[..., :3]
+        image = Image.fromarray(np.ascontiguousarray(array).astype(np.uint8))
         backgrounds.append(Background(_scales(image), grey))
     return tuple(backgrounds)
+
+
+def _tint(grey: Image.Image, tint: np.ndarray) -> Image.Image:
+    """The "L" image ``grey`` as RGB with each channel scaled by ``tint / 256`` (uint16 [3]).
+
+    A palette lookup: the grey level indexes a 256-colour palette of its tinted colours.
+    ``grey`` is consumed (it becomes that palette image).
+    """
+    palette = (np.arange(256, dtype=np.uint16)[:, None] * tint >> 8).astype(np.uint8)
+    grey.putpalette(palette.tobytes())  # makes it a "P" image
+    return grey.convert("RGB")
 
 
 def random_background(rng: np.random.Generator, size: int) -> Image.Image:
@@ -69,16 +84,15 @@ def random_background(rng: np.random.Generator, size: int) -> Image.Image:
     """
     backgrounds = load_backgrounds()
     background = backgrounds[int(rng.integers(0, len(backgrounds)))]
-    usable = [s for s in background.scales if size <= min(s.shape[:2]) <= size / MIN_CROP]
+    usable = [s for s in background.scales if size <= min(s.size) <= size / MIN_CROP]
     scale = usable[int(rng.integers(0, len(usable)))] if usable else background.scales[0]
-    if min(scale.shape[:2]) < size:  # larger than the photo: upsample the largest scale
-        scale = np.asarray(Image.fromarray(scale).resize((size, size)))
-    y0 = int(rng.integers(0, scale.shape[0] - size + 1))
-    x0 = int(rng.integers(0, scale.shape[1] - size + 1))
-    crop = scale[y0:y0 + size, x0:x0 + size]
+    if min(scale.size) < size:  # larger than the photo: upsample the largest scale
+        scale = scale.resize((size, size))
+    y0 = int(rng.integers(0, scale.height - size + 1))
+    x0 = int(rng.integers(0, scale.width - size + 1))
+    crop = scale.crop((x0, y0, x0 + size, y0 + size))
     if rng.random() < 0.5:
-        crop = crop[:, ::-1]
+        crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     if background.grey:
-        tint = rng.integers(150, 256, size=3, dtype=np.uint16)
-        crop = (crop * tint >> 8).astype(np.uint8)
-    return Image.fromarray(np.ascontiguousarray(crop))
+        crop = _tint(crop, rng.integers(150, 256, size=3, dtype=np.uint16))
+    return crop

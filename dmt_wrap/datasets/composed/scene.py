@@ -126,7 +126,8 @@ def _render_objects(rng: np.random.Generator, tier: TierConfig, objects: Sequenc
             (image, mask), (x0, y0, x1, y1) = cutouts[label], layout[label]
             canvas.paste(image, (x0, y0), image)
             owner[y0:y1, x0:x1][mask] = label
-        visible = [_mask_box(owner == label) for label in range(len(layout))]
+        visible = [_mask_box(owner[y0:y1, x0:x1] == label, x0, y0)  # a label stays in its box
+                   for label, (x0, y0, x1, y1) in enumerate(layout)]
         if last or in_range(visible):
             break
     return canvas, owner, visible

@@ -93,6 +93,13 @@ class Source:
             factor /= math.sqrt(2)
         return tuple(levels)
 
+    @cached_property
+    def slopes(self) -> np.ndarray:
+        """``np.diff(waveform)``: what linear interpolation needs, taken once per process."""
+        slopes = np.diff(self.waveform)
+        slopes.flags.writeable = False
+        return slopes
+
     def resized(self, width: int, height: int) -> Image.Image:
         """The cut-out resized to ``width`` x ``height``, as straight (not premultiplied) RGBA."""
         level = next((image for image in reversed(self.pyramid)
