@@ -16,6 +16,7 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -28,7 +29,7 @@ import baselines  # noqa: E402,F401  (fills the registry)
 from baselines.registry import available  # noqa: E402
 from comparison import Job, reference_scores, run_job  # noqa: E402
 from data import synthetic, real  # noqa: E402
-from presets import PRESETS  # noqa: E402
+from presets import PRESETS, Preset  # noqa: E402
 from report import aggregate, gains_table, method_table, plot_curves, plot_ratio_curve, write_json  # noqa: E402
 from variants import ABLATION_VARIANTS, DEFAULT_VARIANTS, VARIANTS  # noqa: E402
 
@@ -47,6 +48,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    default=[v.name for v in DEFAULT_VARIANTS])
     p.add_argument("--ablation", action="store_true",
                    help=f"also run {[v.name for v in ABLATION_VARIANTS]}")
+    p.add_argument("--warmup-steps", type=int, default=None,
+                   help="override the preset's warm-up updates per network (stage 1)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="override the preset's stage-2 updates per network (self-supervised: warm-up + steps)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None,
@@ -66,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--label-ratio values must lie in (0, 1]")
     if args.ablation:
         args.variants += [v.name for v in ABLATION_VARIANTS if v.name not in args.variants]
+    for flag in ("warmup_steps", "steps"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 0:
+            p.error(f"--{flag.replace('_', '-')} must be >= 0")
     if args.quick and args.preset != "cpu":
         p.error("--quick scales the cpu preset down; use it without --preset paper")
     name = "quick" if args.quick else args.preset
@@ -77,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("dmt_wrap").setLevel(logging.WARNING)
-    preset = PRESETS["quick" if args.quick else args.preset]
+    preset = with_schedule(PRESETS["quick" if args.quick else args.preset], args.warmup_steps, args.steps)
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) - preset.train.num_workers))
     args.out.mkdir(parents=True, exist_ok=True)
     variants = [VARIANTS[v] for v in args.variants]
@@ -135,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     save_overlays(args, preset, data_cache, plots / "overlays.png")
     print(markdown)
     return 0
+
+
+def with_schedule(preset: Preset, warmup_steps: int | None, steps: int | None) -> Preset:
+    """The preset with its updates per network overridden where given."""
+    changes = {k: v for k, v in (("warmup_steps", warmup_steps), ("steps", steps)) if v is not None}
+    return replace(preset, train=preset.train.replace(**changes)) if changes else preset
 
 
 def save_overlays(args: argparse.Namespace, preset, data_cache, path: Path) -> None:

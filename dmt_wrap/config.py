@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from .augment import AugmentConfig
+from .augment import SELF_SUPERVISED_AUGMENT, AugmentConfig
 from .filtering import COMBINE_RULES, LABEL_SHAPES
 from .losses import MAP_LOSSES
 
@@ -102,7 +102,8 @@ class DMTConfig:
 
 
 #: The ablations of DESIGN.md section 2 as config changes. "fully_supervised" and
-#: "self_supervised" also change the data (all labeled / none): see ``ablation_data``.
+#: "self_supervised" also change the data (all labeled / none). "self_supervised" is the
+#: method alone, so it also trains with the originals' mild augmentation.
 ABLATIONS: dict[str, dict[str, Any]] = {
     "dmt": {},
     "single_teacher": {"teachers": 1},
@@ -110,7 +111,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "no_ipl_union": {"pseudo_label": "union"},
     "no_ipl_first": {"pseudo_label": "first"},
     "naive": {"teachers": 0},
-    "self_supervised": {"teachers": 0, "use_labels": False, "warmup_steps": 0},
+    "self_supervised": {"teachers": 0, "use_labels": False, "warmup_steps": 0,
+                        "augment": SELF_SUPERVISED_AUGMENT},
     "fully_supervised": {"teachers": 0},
 }
 

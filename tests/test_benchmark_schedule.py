@@ -1,0 +1,40 @@
+"""Schedule overrides of benchmarks/run.py, and the refusal to reuse jobs trained otherwise."""
+import json
+
+import pytest
+import torch
+
+from test_benchmark_run import run, tiny_preset  # noqa: F401  (the fixture)
+
+from dmt_wrap import DMTConfig, ablation
+from dmt_wrap.augment import SELF_SUPERVISED_AUGMENT, AugmentConfig, augment_audio
+
+
+def test_steps_override_reaches_the_jobs_and_a_changed_schedule_is_refused(tiny_preset, tmp_path):
+    out = tmp_path / "out"
+    argv = ["--method", "ezvsl", "--quick", "--variants", "self_supervised", "naive", "--out", str(out),
+            "--no-progress", "--threads", "1", "--warmup-steps", "1", "--steps", "3"]
+    assert run.main(argv) == 0
+    runs = {r["variant"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
+    assert runs["naive"]["updates_per_network"] == 4 and runs["self_supervised"]["updates_per_network"] == 4
+    assert runs["naive"]["config"]["steps"] == 3 and runs["self_supervised"]["config"]["steps"] == 4
+    with pytest.raises(SystemExit, match="another config.*steps"):
+        run.main(argv[:-1] + ["5"])
+
+
+def test_negative_steps_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        run.parse_args(["--steps", "-1"])
+    assert "--steps must be >= 0" in capsys.readouterr().err
+
+
+def test_self_supervised_trains_with_the_originals_mild_augmentation():
+    config = ablation("self_supervised", DMTConfig())
+    assert config.augment == SELF_SUPERVISED_AUGMENT != AugmentConfig()
+    assert ablation("naive", DMTConfig()).augment == AugmentConfig()
+    audio = torch.randn(3, 400, generator=torch.Generator().manual_seed(1))
+    same = augment_audio(audio, torch.Generator().manual_seed(0), SELF_SUPERVISED_AUGMENT.audio_gain_db,
+                         SELF_SUPERVISED_AUGMENT.audio_noise_snr_db, SELF_SUPERVISED_AUGMENT.audio_mask_fraction)
+    assert torch.equal(same, audio)
+    # the strong default does perturb it
+    assert not torch.equal(augment_audio(audio, torch.Generator().manual_seed(0)), audio)
