@@ -40,31 +40,62 @@ def synthetic(preset: Preset, ratio: float, seed: int, cache_dir: str | None = N
     return ComparisonData(Subset(scenes, labeled_idx), unlabeled, scenes, test, desc, scenes.is_fallback)
 
 
+# The files ``real`` needs under --root, with what each must contain.
+LAYOUTS = {
+    "flickr": {
+        "unlabeled": ("train.txt", "ids of all training clips (the unlabeled pool), one per line, with "
+                                   "frames/<id>.jpg and audio/<id>.wav"),
+        "labeled": ("train_labeled.txt", "ids of the annotated training clips, one per line, each with "
+                                         "Annotations/<id>.xml"),
+        "test": ("test.txt", "the test ids, one per line, each with Annotations/<id>.xml"),
+    },
+    "vggss": {
+        "unlabeled": ("train.txt", "ids of the unlabeled VGG-Sound training clips, one per line, with "
+                                   "frames/<id>.jpg and audio/<id>.wav"),
+        "labeled": ("train_labeled.json", "annotated training pairs in vggss.json's format: a list of "
+                                          '{"file", "class", "bbox": [[x0, y0, x1, y1], ...]} in [0, 1]'),
+        "test": ("vggss.json", "the VGG-SS test annotations as published"),
+    },
+}
+
+
+def check_layout(kind: str, root: Path) -> dict[str, Path]:
+    """The paths of ``LAYOUTS[kind]`` under ``root``; a SystemExit naming every missing one."""
+    if not root.is_dir():
+        raise SystemExit(f"--root {root} is not a directory; pass the {kind} dataset folder.")
+    paths = {role: root / name for role, (name, _) in LAYOUTS[kind].items()}
+    missing = [f"  {paths[role]}: {what}" for role, (_, what) in LAYOUTS[kind].items()
+               if not paths[role].is_file()]
+    if missing:
+        raise SystemExit(f"--data {kind} --root {root}: missing file(s):\n" + "\n".join(missing))
+    return paths
+
+
 def real(kind: str, root: str, preset: Preset, ratio: float, seed: int) -> ComparisonData:
-    """Flickr-SoundNet from its published layout under ``root``.
+    """Flickr-SoundNet or VGG-Sound (Source) from their published layouts under ``root``.
 
-    Needs ``train.txt`` (all training ids: the unlabeled pool), ``train_labeled.txt`` (ids
-    whose ``Annotations/<id>.xml`` exist: the labeled pool) and ``test.txt``. The labeled
-    set is ``floor(ratio * len(train))`` ids of the labeled pool, chosen by ``seed``.
-    VGG-Sound Source publishes test annotations only: evaluate on it with
-    ``benchmarks/evaluate.py``.
+    Needs the files of ``LAYOUTS[kind]``: the unlabeled pool ``train.txt`` (ids), the
+    labeled pool (Flickr: ``train_labeled.txt``, ids with ``Annotations/<id>.xml``;
+    VGG-Sound: ``train_labeled.json`` in ``vggss.json``'s format, which the user annotates:
+    VGG-SS publishes test boxes only) and the test set (``test.txt`` / ``vggss.json``).
+    The labeled set is ``floor(ratio * len(train))`` pairs of the labeled pool, chosen by
+    ``seed``.
     """
-    if kind != "flickr":
-        raise SystemExit("--data vggss: VGG-SS publishes only test annotations, so there is nothing to train the "
-                         "labeled part on; train on --data flickr or synthetic and evaluate with "
-                         "benchmarks/evaluate.py --data vggss.")
     from dmt_wrap.datasets.flickr import FlickrSoundNet
+    from dmt_wrap.datasets.vggss import VGGSoundSource
 
-    common = dict(image_size=preset.image_size, sample_rate=preset.sample_rate, duration=preset.duration)
     root_path = Path(root)
-    unlabeled = FlickrSoundNet(root_path, "train.txt", masks=False, on_error="skip", **common)
-    pool = FlickrSoundNet(root_path, "train_labeled.txt", masks=True, **common)
-    test = FlickrSoundNet(root_path, "test.txt", masks=True, **common)
+    paths = check_layout(kind, root_path)
+    common = dict(image_size=preset.image_size, sample_rate=preset.sample_rate, duration=preset.duration)
+    loader = FlickrSoundNet if kind == "flickr" else VGGSoundSource
+    unlabeled = loader(root_path, paths["unlabeled"], masks=False, on_error="skip", **common)
+    pool = loader(root_path, paths["labeled"], masks=True, **common)
+    test = loader(root_path, paths["test"], masks=True, **common)
     wanted = max(1, int(ratio * len(unlabeled)))
     if wanted > len(pool):
-        raise SystemExit(f"--label-ratio {ratio} asks for {wanted} labeled pairs but {root_path / 'train_labeled.txt'} "
+        raise SystemExit(f"--label-ratio {ratio} asks for {wanted} labeled pairs but {paths['labeled']} "
                          f"lists {len(pool)}; lower the ratio or annotate more pairs.")
     labeled_idx, _ = label_split(len(pool), wanted / len(pool), seed)
     return ComparisonData(Subset(pool, labeled_idx), unlabeled, pool, test,
-                          f"flickr at {root}: {len(labeled_idx)} labeled, {len(unlabeled)} unlabeled, "
+                          f"{kind} at {root}: {len(labeled_idx)} labeled, {len(unlabeled)} unlabeled, "
                           f"{len(test)} test")

@@ -46,3 +46,45 @@ def test_unknown_method_is_refused_with_the_choices(capsys):
     with pytest.raises(SystemExit):
         run.parse_args(["--method", "nope"])
     assert "ezvsl" in capsys.readouterr().err
+
+
+def _vggss_root(root: Path) -> Path:
+    from test_real_datasets import write_clip, write_frame
+
+    box = [[0.1, 0.1, 0.6, 0.7]]
+    train = [f"train{n}_000010" for n in range(10)]
+    for name in train + ["test0_000010", "test1_000010"]:
+        write_frame(root / "frames" / f"{name}.jpg")
+        write_clip(root / "audio" / f"{name}.flac", seconds=0.5, rate=8000, channels=1)
+    (root / "train.txt").write_text("".join(f"{name}\n" for name in train))
+    (root / "train_labeled.json").write_text(json.dumps(
+        [{"file": name, "class": "dog barking", "bbox": box} for name in train[:3]]))
+    (root / "vggss.json").write_text(json.dumps(
+        [{"file": f"test{n}_000010", "class": "cello", "bbox": box} for n in range(2)]))
+    return root
+
+
+def test_real_vggss_builds_labeled_unlabeled_and_test_sets(tiny_preset, tmp_path):
+    import data
+
+    root = _vggss_root(tmp_path)
+    built = data.real("vggss", str(root), tiny_preset, ratio=0.2, seed=0)
+    assert (len(built.labeled), len(built.unlabeled), len(built.all_labeled), len(built.test)) == (2, 10, 3, 2)
+    assert "mask" in built.labeled[0] and "mask" not in built.unlabeled[0]
+    assert built.test[0]["mask"].shape == (tiny_preset.image_size,) * 2
+    assert "vggss at" in built.description and "2 labeled, 10 unlabeled, 2 test" in built.description
+    with pytest.raises(SystemExit, match="asks for 5 labeled pairs"):
+        data.real("vggss", str(root), tiny_preset, ratio=0.5, seed=0)
+    (root / "train_labeled.json").unlink()
+    (root / "train.txt").unlink()
+    with pytest.raises(SystemExit, match=r"train_labeled.json: annotated training pairs in vggss.json's format") as info:
+        data.real("vggss", str(root), tiny_preset, ratio=0.2, seed=0)
+    assert "train.txt: ids of the unlabeled VGG-Sound training clips" in str(info.value)
+    assert len(str(info.value).splitlines()) == 3  # the header and the two missing files
+
+
+def test_real_flickr_names_missing_list_files(tiny_preset, tmp_path):
+    import data
+
+    with pytest.raises(SystemExit, match="test.txt: the test ids, one per line"):
+        data.real("flickr", str(tmp_path), tiny_preset, ratio=0.2, seed=0)

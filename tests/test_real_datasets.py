@@ -300,3 +300,15 @@ def test_label_split_is_deterministic_and_partitions():
 def test_label_split_refuses_bad_arguments(n, ratio, message):
     with pytest.raises(ValueError, match=message):
         label_split(n, ratio, seed=0)
+
+
+def test_vggss_plain_id_list_without_boxes(vggss_root):
+    (vggss_root / "train.txt").write_text("clipA_000010\n\nclipB_000020\nclipZ_000099\n")
+    with pytest.raises(DataError, match="train.txt line 4.*clipZ_000099.jpg is missing"):
+        VGGSoundSource(vggss_root, "train.txt", masks=False)
+    dataset = VGGSoundSource(vggss_root, "train.txt", masks=False, on_error="skip",
+                             image_size=SIZE, sample_rate=8000, duration=0.5)
+    assert dataset.names == ["clipA_000010", "clipB_000020"] and len(dataset.skipped) == 1
+    assert "mask" not in dataset[0] and dataset[0]["image"].shape == (3, SIZE, SIZE)
+    with pytest.raises(DataError, match="vggss.json: masks=False reads a plain id list"):
+        VGGSoundSource(vggss_root, "vggss.json", masks=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from dmt_wrap.datasets.media import Boxes, DataError, FrameAudioDataset, check_box, safe_join
+from dmt_wrap.datasets.media import Boxes, DataError, FrameAudioDataset, check_box
 from dmt_wrap.metrics import FLICKR_ANNOTATION_SIZE, flickr_gt
 
 BOX_TAGS = ("bndbox", "bbox")
@@ -91,24 +91,7 @@ class FlickrSoundNet(FrameAudioDataset):
                 raise DataError(f"{annotations} does not exist: pass list_file (a text file "
                                 "of ids) or add the Annotations/ folder.", annotations)
             return [(path.stem, str(path)) for path in sorted(annotations.glob("*.xml"))]
-        list_path = self.root / list_file
-        try:
-            lines = list_path.read_text().splitlines()
-        except (OSError, UnicodeDecodeError) as err:
-            raise DataError(f"{list_path}: cannot read the id list ({err}); pass a text file "
-                            "with one id per line.", list_path) from err
-        names: list[tuple[str, str]] = []
-        for number, line in enumerate(lines, start=1):
-            name, where = line.strip(), f"{list_path} line {number}"
-            if not name:
-                continue
-            try:
-                safe_join(self.root, name, where)
-            except DataError as error:
-                self.reject(error)
-                continue
-            names.append((name, where))
-        return names
+        return self.read_id_list(list_file)
 
     @staticmethod
     def _annotated(xml_paths: dict[str, Path]) -> bool:

@@ -260,6 +260,29 @@ class FrameAudioDataset(Dataset, ABC):
         if record not in self.skipped:
             self.skipped.append(record)
 
+    def read_id_list(self, list_file: str | Path) -> list[tuple[str, str]]:
+        """The ids of a text file (one per line, blank lines ignored), each with its file and
+        line number, in order. ``list_file`` is relative to the root or absolute; an id that
+        could leave the root is rejected."""
+        list_path = self.root / list_file
+        try:
+            lines = list_path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise DataError(f"{list_path}: cannot read the id list ({err}); pass a text file "
+                            "with one id per line.", list_path) from err
+        names: list[tuple[str, str]] = []
+        for number, line in enumerate(lines, start=1):
+            name, where = line.strip(), f"{list_path} line {number}"
+            if not name:
+                continue
+            try:
+                safe_join(self.root, name, where)
+            except DataError as error:
+                self.reject(error)
+                continue
+            names.append((name, where))
+        return names
+
     def add_entry(self, name: str, where: str, boxes: Boxes | None) -> None:
         """Check that ``name``'s frame and audio exist, then keep it (or reject it)."""
         try:

@@ -8,6 +8,8 @@ Layout (as published)::
 
 Boxes are normalised to [0, 1]; ``G`` is their union. An entry with an empty ``bbox``
 list is legal (two of the 5,158 test clips): its mask is all zeros and it scores 0.
+VGG-Sound training clips have no boxes: with ``masks=False`` the loader reads a plain id
+list (one ``<file>`` per line) instead of the JSON.
 """
 from __future__ import annotations
 
@@ -28,16 +30,25 @@ BOX_TOLERANCE = 1e-3
 class VGGSoundSource(FrameAudioDataset):
     """VGG-SS pairs with the union-of-boxes ground truth as ``mask``.
 
-    ``annotation_file`` is relative to ``root`` (or absolute). Item format and
-    ``on_error`` policy: see ``FrameAudioDataset``.
+    ``annotation_file`` is relative to ``root`` (or absolute): a JSON in ``vggss.json``'s
+    format, or with ``masks=False`` a text file of ids, one per line (an unlabeled
+    training pool: items have no ``mask``). Item format and ``on_error`` policy: see
+    ``FrameAudioDataset``.
     """
 
     def __init__(self, root: str | Path, annotation_file: str | Path = "vggss.json", *,
-                 image_size: int = 224, sample_rate: int = 16000, duration: float = 3.0,
-                 on_error: str = "raise", allow_silent: bool = False) -> None:
+                 masks: bool = True, image_size: int = 224, sample_rate: int = 16000,
+                 duration: float = 3.0, on_error: str = "raise",
+                 allow_silent: bool = False) -> None:
         super().__init__(root, image_size=image_size, sample_rate=sample_rate,
                          duration=duration, on_error=on_error, allow_silent=allow_silent)
-        json_path = self.root / annotation_file
+        path = self.root / annotation_file
+        if masks:
+            self._add_annotated(path)
+        else:
+            self._add_ids(path)
+
+    def _add_annotated(self, json_path: Path) -> None:
         for number, entry in enumerate(self._read_entries(json_path)):
             where = f"{json_path} entry {number}"
             try:
@@ -46,6 +57,14 @@ class VGGSoundSource(FrameAudioDataset):
                 self.reject(error)
                 continue
             self.add_entry(name, f"{where} ({name!r})", boxes)
+
+    def _add_ids(self, list_path: Path) -> None:
+        if list_path.suffix.lower() == ".json":
+            raise DataError(f"{list_path}: masks=False reads a plain id list (one clip id per "
+                            "line), not a JSON; pass a text list of ids, or masks=True to read "
+                            "the annotations.", list_path)
+        for name, where in self.read_id_list(list_path):
+            self.add_entry(name, where, None)
 
     def boxes_to_mask(self, boxes: Boxes) -> Tensor:
         return vggss_gt(boxes, size=self.image_size)
