@@ -33,11 +33,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=1.0)
     parser.add_argument("--tiers", nargs="+", default=list(TIERS), choices=list(TIERS))
     args = parser.parse_args()
-    print("| tier | centre prior | objectness | oracle |\n|---|---|---|---|")
+    print("| tier | random | centre prior | objectness | oracle |\n|---|---|---|---|---|")
     for tier in args.tiers:
         scores = tier_references(tier, args.n, args.image_size, args.duration)
         cells = [" / ".join(f"{scores[name][m]:.3f}" for m in ("ciou50", "auc", "pointing", "area_iou"))
-                 for name in ("centre_prior", "objectness", "oracle")]
+                 for name in ("random", "centre_prior", "objectness", "oracle")]
         print(f"| {tier} | " + " | ".join(cells) + " |")
 
 

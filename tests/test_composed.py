@@ -314,11 +314,11 @@ def test_flickr_oracle_scores_high_and_audio_blind_references_do_not() -> None:
     batch = next(iter(DataLoader(eval_set, batch_size=160)))
     maps = reference_maps(batch)
     assert {key: value.shape for key, value in maps.items()} == {
-        key: (160, 64, 64) for key in ("centre_prior", "objectness", "oracle")}
+        key: (160, 64, 64) for key in ("random", "centre_prior", "objectness", "oracle")}
     scores = {key: ciou_at(ciou_per_image(value, batch["mask"]), 0.5)
               for key, value in maps.items()}
     assert scores["oracle"] >= 0.9
-    assert scores["centre_prior"] <= 0.3
+    assert scores["centre_prior"] <= 0.3 and scores["random"] <= 0.3
     assert scores["objectness"] <= scores["oracle"] - 0.3
     # the silent object is as much an object as the sounding one: without the audio,
     # half the two-object scenes point at the wrong one
@@ -333,3 +333,12 @@ def test_preview_writes_a_png(tmp_path: Path) -> None:
     save_tier_preview(path, tiers=("flickr", "negatives"), n_per_tier=2, image_size=32)
     with Image.open(path) as picture:
         assert picture.format == "PNG" and picture.size[0] > picture.size[1] > 50
+
+
+def test_random_reference_depends_on_the_item_not_the_batch() -> None:
+    from dmt_wrap.datasets.composed.references import random_map
+
+    together = random_map(torch.tensor([3, 5, 8]), 32, 32)
+    assert torch.equal(together[1], random_map(torch.tensor([5]), 32, 32)[0])
+    assert not torch.equal(together[0], together[1])
+    assert together.min() >= 0 and together.max() <= 1

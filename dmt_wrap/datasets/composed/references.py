@@ -1,5 +1,7 @@
 """Reference maps that bound what a tier can show: no audio, audio-blind, and perfect.
 
+* ``random``: uniform noise on an 8x8 grid (a typical map's resolution), upsampled,
+  seeded by the item's index (the chance level of every metric);
 * ``centre_prior``: a centred Gaussian (sigma a quarter of the side), the same for all;
 * ``objectness``: all visible objects' exact masks (an audio-blind object detector);
 * ``oracle``: the ground-truth ``mask`` itself.
@@ -13,10 +15,12 @@ changing which pixels rank first.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 CENTRE_SIGMA = 0.25  # of the image side
 FRINGE_SIGMA = 0.125  # of the image side: wide enough to order pixels far from the mask
+RANDOM_GRID = 8  # cells per side of the random map
 
 
 def _gaussian_matrix(size: int, sigma: float, device: torch.device) -> Tensor:
@@ -50,11 +54,19 @@ def centre_prior(batch_size: int, height: int, width: int,
     return prior.expand(batch_size, height, width).clone()
 
 
-def reference_maps(batch: dict[str, Tensor]) -> dict[str, Tensor]:
-    """``centre_prior``, ``objectness`` and ``oracle`` maps ``[B, S, S]`` for a batch.
+def random_map(indices: Tensor, height: int, width: int) -> Tensor:
+    """``[B, H, W]`` uniform noise on a ``RANDOM_GRID`` grid, bilinearly upsampled; item
+    ``indices`` ``[B]`` seed it, so a scene gets the same map at any batch size."""
+    cells = torch.stack([torch.rand(RANDOM_GRID, RANDOM_GRID, generator=torch.Generator().manual_seed(int(i)))
+                         for i in indices])
+    return F.interpolate(cells[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
 
-    ``batch`` is a collated batch of composed items (it needs ``mask`` and
-    ``objectness``); score the maps against ``batch["mask"]`` like a model's maps.
+
+def reference_maps(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``random``, ``centre_prior``, ``objectness`` and ``oracle`` maps ``[B, S, S]``.
+
+    ``batch`` is a collated batch of composed items (it needs ``mask``, ``objectness``
+    and ``index``); score the maps against ``batch["mask"]`` like a model's maps.
     """
     mask, objectness = batch["mask"], batch["objectness"]
     if mask.dim() != 3 or objectness.shape != mask.shape:
@@ -62,6 +74,7 @@ def reference_maps(batch: dict[str, Tensor]) -> dict[str, Tensor]:
                          f"[B, S, S]; got mask {tuple(mask.shape)} and objectness "
                          f"{tuple(objectness.shape)}.")
     batch_size, height, width = mask.shape
-    return {"centre_prior": centre_prior(batch_size, height, width, mask.device),
+    return {"random": random_map(batch["index"], height, width).to(mask.device),
+            "centre_prior": centre_prior(batch_size, height, width, mask.device),
             "objectness": with_fringe(objectness),
             "oracle": with_fringe(mask)}
