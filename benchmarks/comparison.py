@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Subset
 
 from baselines.registry import build
-from dmt_wrap import DMTConfig, DualMeanTeacher
+from dmt_wrap import DualMeanTeacher
 from dmt_wrap.evaluation import evaluate_model
 
 from data import ComparisonData
@@ -55,11 +55,12 @@ def run_job(job: Job, preset: Preset, data: ComparisonData, out: Path, device: s
     folder = job.folder(out)
     result_file = folder / "result.json"
     config = job.variant.config(preset.train.replace(seed=job.seed))
-    check_same_config(folder, config)
+    settings = {"train": config.to_dict(), "network": preset.network_kwargs(job.method)}
+    check_same_settings(folder, settings)
     if result_file.exists():
         return json.loads(result_file.read_text())
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
+    (folder / "settings.json").write_text(json.dumps(settings, indent=1))
     model = DualMeanTeacher(backbone_factory(job.method, preset), config, device=device)
     curve_set = Subset(data.test, range(min(preset.curve_size, len(data.test))))
     batch = config.batch_size
@@ -90,15 +91,17 @@ def run_job(job: Job, preset: Preset, data: ComparisonData, out: Path, device: s
     return result
 
 
-def check_same_config(folder: Path, config: DMTConfig) -> None:
-    """Refuse to resume or reuse a job folder trained with another config (e.g. other --steps)."""
-    stored = folder / "config.json"
+def check_same_settings(folder: Path, settings: dict[str, Any]) -> None:
+    """Refuse to resume or reuse a job folder trained with other settings (e.g. other --steps)."""
+    stored = folder / "settings.json"
     if not stored.exists():
         return
-    before = DMTConfig.from_dict(json.loads(stored.read_text()))
-    if before != config:
-        changed = [k for k, v in config.to_dict().items() if before.to_dict().get(k) != v]
-        raise SystemExit(f"{folder} holds a job trained with another config (differs in {changed}); "
+    before = json.loads(stored.read_text())
+    now = json.loads(json.dumps(settings))  # tuples as lists, as stored
+    changed = [f"{part}.{key}" for part in now for key in sorted(set(now[part]) | set(before.get(part, {})))
+               if now[part].get(key) != before.get(part, {}).get(key)]
+    if changed:
+        raise SystemExit(f"{folder} holds a job trained with other settings (differs in {changed}); "
                          "use another --out for the new settings, or delete that folder to retrain it.")
 
 

@@ -26,11 +26,12 @@ class Preset:
     meaningful: bool = True
     model_kwargs: dict = field(default_factory=dict)
     method_kwargs: dict = field(default_factory=dict)
+    network_overrides: dict = field(default_factory=dict)  # run.py --network-args
 
     def network_kwargs(self, method: str) -> dict:
-        """Constructor arguments for ``method``: shared ones, then the method's own."""
+        """Constructor arguments for ``method``: shared ones, the method's own, then overrides."""
         return {"encoder_size": self.encoder_size, "sample_rate": self.sample_rate, **self.model_kwargs,
-                **self.method_kwargs.get(method, {})}
+                **self.method_kwargs.get(method, {}), **self.network_overrides}
 
 
 CPU = Preset(

@@ -13,6 +13,7 @@ the same --out skips finished jobs and resumes an interrupted one from its check
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -52,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="override the preset's warm-up updates per network (stage 1)")
     p.add_argument("--steps", type=int, default=None,
                    help="override the preset's stage-2 updates per network (self-supervised: warm-up + steps)")
+    p.add_argument("--network-args", type=json.loads, default={},
+                   help="JSON constructor arguments for every --method, over the preset's "
+                        "(e.g. '{\"reg_warmup_steps\": 1200}')")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None,
@@ -86,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("dmt_wrap").setLevel(logging.WARNING)
     preset = with_schedule(PRESETS["quick" if args.quick else args.preset], args.warmup_steps, args.steps)
+    preset = replace(preset, network_overrides=args.network_args)
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) - preset.train.num_workers))
     args.out.mkdir(parents=True, exist_ok=True)
     variants = [VARIANTS[v] for v in args.variants]

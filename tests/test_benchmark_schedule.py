@@ -18,8 +18,10 @@ def test_steps_override_reaches_the_jobs_and_a_changed_schedule_is_refused(tiny_
     runs = {r["variant"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
     assert runs["naive"]["updates_per_network"] == 4 and runs["self_supervised"]["updates_per_network"] == 4
     assert runs["naive"]["config"]["steps"] == 3 and runs["self_supervised"]["config"]["steps"] == 4
-    with pytest.raises(SystemExit, match="another config.*steps"):
+    with pytest.raises(SystemExit, match="other settings.*train.steps"):
         run.main(argv[:-1] + ["5"])
+    with pytest.raises(SystemExit, match="other settings.*network.temperature"):
+        run.main(argv + ["--network-args", '{"temperature": 0.1}'])
 
 
 def test_negative_steps_are_refused(capsys):
