@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from .augment import SELF_SUPERVISED_AUGMENT, AugmentConfig
+from .augment import MILD_AUGMENT, AugmentConfig
 from .filtering import COMBINE_RULES, LABEL_SHAPES
 from .losses import MAP_LOSSES
 
@@ -112,7 +112,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "no_ipl_first": {"pseudo_label": "first"},
     "naive": {"teachers": 0},
     "self_supervised": {"teachers": 0, "use_labels": False, "warmup_steps": 0,
-                        "augment": SELF_SUPERVISED_AUGMENT},
+                        "augment": MILD_AUGMENT},
     "fully_supervised": {"teachers": 0},
 }
 

@@ -7,7 +7,7 @@ import torch
 from test_benchmark_run import run, tiny_preset  # noqa: F401  (the fixture)
 
 from dmt_wrap import DMTConfig, ablation
-from dmt_wrap.augment import SELF_SUPERVISED_AUGMENT, AugmentConfig, augment_audio
+from dmt_wrap.augment import MILD_AUGMENT, AugmentConfig, augment_audio
 
 
 def test_steps_override_reaches_the_jobs_and_a_changed_schedule_is_refused(tiny_preset, tmp_path):
@@ -32,11 +32,11 @@ def test_negative_steps_are_refused(capsys):
 
 def test_self_supervised_trains_with_the_originals_mild_augmentation():
     config = ablation("self_supervised", DMTConfig())
-    assert config.augment == SELF_SUPERVISED_AUGMENT != AugmentConfig()
+    assert config.augment == MILD_AUGMENT != AugmentConfig()
     assert ablation("naive", DMTConfig()).augment == AugmentConfig()
     audio = torch.randn(3, 400, generator=torch.Generator().manual_seed(1))
-    same = augment_audio(audio, torch.Generator().manual_seed(0), SELF_SUPERVISED_AUGMENT.audio_gain_db,
-                         SELF_SUPERVISED_AUGMENT.audio_noise_snr_db, SELF_SUPERVISED_AUGMENT.audio_mask_fraction)
+    same = augment_audio(audio, torch.Generator().manual_seed(0), MILD_AUGMENT.audio_gain_db,
+                         MILD_AUGMENT.audio_noise_snr_db, MILD_AUGMENT.audio_mask_fraction)
     assert torch.equal(same, audio)
     # the strong default does perturb it
     assert not torch.equal(augment_audio(audio, torch.Generator().manual_seed(0)), audio)
