@@ -6,7 +6,7 @@ import torch
 
 from test_benchmark_run import run, tiny_preset  # noqa: F401  (the fixture)
 
-from dmt_wrap import DMTConfig, ablation
+from dmt_wrap import DMTConfig, DualMeanTeacher, ablation
 from dmt_wrap.augment import MILD_AUGMENT, AugmentConfig, augment_audio
 
 
@@ -18,6 +18,19 @@ def test_steps_override_reaches_the_jobs_and_a_changed_schedule_is_refused(tiny_
     runs = {r["variant"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
     assert runs["naive"]["updates_per_network"] == 4 and runs["self_supervised"]["updates_per_network"] == 4
     assert runs["naive"]["config"]["steps"] == 3 and runs["self_supervised"]["config"]["steps"] == 4
+    # the trained encoders warm-start another method
+    import export_encoders
+    from baselines.registry import build
+
+    naive = out / "jobs" / "ezvsl" / "ratio0.03" / "seed0" / "naive"
+    files = export_encoders.export(naive / "model.pt", "ezvsl", "quick", {}, tmp_path / "warm")
+    warm = build("attention10k", **tiny_preset.network_kwargs("attention10k"),
+                 visual_weights=str(files["visual"]), audio_weights=str(files["audio"]))
+    trained = export_encoders.single_encoder(
+        DualMeanTeacher.load(naive / "model.pt", export_encoders.backbone_factory("ezvsl", tiny_preset)).students[0],
+        export_encoders.VisualEncoder, "model")
+    for key, value in trained.backbone.state_dict().items():
+        assert torch.equal(warm.visual_encoder.backbone.state_dict()[key], value)
     with pytest.raises(SystemExit, match="other settings.*train.steps"):
         run.main(argv[:-1] + ["5"])
     with pytest.raises(SystemExit, match="other settings.*network.temperature"):
