@@ -1,7 +1,7 @@
 """Reference maps that bound what a tier can show: no audio, audio-blind, and perfect.
 
-* ``random``: uniform noise on an 8x8 grid (a typical map's resolution), upsampled,
-  seeded by the item's index (the chance level of every metric);
+* ``random``: uniform noise per pixel, seeded by the item's index (the chance level of
+  every metric; a coarse grid upsampled would put its peak on the image border, a bias);
 * ``centre_prior``: a centred Gaussian (sigma a quarter of the side), the same for all;
 * ``objectness``: all visible objects' exact masks (an audio-blind object detector);
 * ``oracle``: the ground-truth ``mask`` itself.
@@ -15,12 +15,10 @@ changing which pixels rank first.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 CENTRE_SIGMA = 0.25  # of the image side
 FRINGE_SIGMA = 0.125  # of the image side: wide enough to order pixels far from the mask
-RANDOM_GRID = 8  # cells per side of the random map
 
 
 def _gaussian_matrix(size: int, sigma: float, device: torch.device) -> Tensor:
@@ -55,11 +53,10 @@ def centre_prior(batch_size: int, height: int, width: int,
 
 
 def random_map(indices: Tensor, height: int, width: int) -> Tensor:
-    """``[B, H, W]`` uniform noise on a ``RANDOM_GRID`` grid, bilinearly upsampled; item
-    ``indices`` ``[B]`` seed it, so a scene gets the same map at any batch size."""
-    cells = torch.stack([torch.rand(RANDOM_GRID, RANDOM_GRID, generator=torch.Generator().manual_seed(int(i)))
-                         for i in indices])
-    return F.interpolate(cells[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+    """``[B, H, W]`` uniform noise; item ``indices`` ``[B]`` seed it, so a scene gets the
+    same map at any batch size."""
+    return torch.stack([torch.rand(height, width, generator=torch.Generator().manual_seed(int(i)))
+                        for i in indices])
 
 
 def reference_maps(batch: dict[str, Tensor]) -> dict[str, Tensor]:
