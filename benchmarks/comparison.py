@@ -55,7 +55,9 @@ def run_job(job: Job, preset: Preset, data: ComparisonData, out: Path, device: s
     folder = job.folder(out)
     result_file = folder / "result.json"
     config = job.variant.config(preset.train.replace(seed=job.seed))
-    settings = {"train": config.to_dict(), "network": preset.network_kwargs(job.method)}
+    settings = {"train": config.to_dict(), "network": preset.network_kwargs(job.method),
+                "data": {k: getattr(preset, k) for k in ("tier", "image_size", "sample_rate", "duration",
+                                                          "train_size", "unlabeled_size", "test_size")}}
     check_same_settings(folder, settings)
     if result_file.exists():
         return json.loads(result_file.read_text())

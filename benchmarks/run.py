@@ -30,6 +30,7 @@ import baselines  # noqa: E402,F401  (fills the registry)
 from baselines.registry import available  # noqa: E402
 from comparison import Job, reference_scores, run_job  # noqa: E402
 from data import synthetic, real  # noqa: E402
+from dmt_wrap.datasets.composed import TIERS  # noqa: E402
 from presets import PRESETS, Preset  # noqa: E402
 from report import aggregate, gains_table, method_table, plot_curves, plot_ratio_curve, write_json  # noqa: E402
 from variants import ABLATION_VARIANTS, DEFAULT_VARIANTS, VARIANTS  # noqa: E402
@@ -43,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label-ratio", nargs="+", type=float, default=[0.03], help="several values sweep")
     p.add_argument("--data", choices=("synthetic", "flickr", "vggss"), default="synthetic")
     p.add_argument("--root", help="dataset folder for --data flickr|vggss")
+    p.add_argument("--tier", choices=list(TIERS), default=None,
+                   help="composed-benchmark tier for --data synthetic (default: the preset's, flickr)")
     p.add_argument("--preset", choices=("cpu", "paper"), default="cpu")
     p.add_argument("--quick", action="store_true", help="~3 minutes: checks the whole path; numbers not meaningful")
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS),
@@ -81,7 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick and args.preset != "cpu":
         p.error("--quick scales the cpu preset down; use it without --preset paper")
     name = "quick" if args.quick else args.preset
-    args.out = args.out or Path("runs") / f"{name}-{'-'.join(args.method) if len(args.method) < 4 else 'all'}"
+    tier = f"-{args.tier}" if args.tier else ""
+    args.out = args.out or Path("runs") / f"{name}{tier}-{'-'.join(args.method) if len(args.method) < 4 else 'all'}"
     return args
 
 
@@ -90,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("dmt_wrap").setLevel(logging.WARNING)
     preset = with_schedule(PRESETS["quick" if args.quick else args.preset], args.warmup_steps, args.steps)
-    preset = replace(preset, network_overrides=args.network_args)
+    preset = replace(preset, network_overrides=args.network_args, tier=args.tier or preset.tier)
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) - preset.train.num_workers))
     args.out.mkdir(parents=True, exist_ok=True)
     variants = [VARIANTS[v] for v in args.variants]

@@ -35,6 +35,8 @@ def test_steps_override_reaches_the_jobs_and_a_changed_schedule_is_refused(tiny_
         run.main(argv[:-1] + ["5"])
     with pytest.raises(SystemExit, match="other settings.*network.temperature"):
         run.main(argv + ["--network-args", '{"temperature": 0.1}'])
+    with pytest.raises(SystemExit, match="other settings.*data.tier"):
+        run.main(argv + ["--tier", "clutter"])
 
 
 def test_negative_steps_are_refused(capsys):
