@@ -89,6 +89,15 @@ def test_bad_localizers_and_datasets_are_refused():
         evaluate_model(red_channel, Unlabeled(LARGE), progress=False)
 
 
+def evaluate_cli():
+    """``benchmarks/evaluate.py`` as a module (it is a script, not part of the package)."""
+    script = Path(__file__).parents[1] / "benchmarks" / "evaluate.py"
+    spec = importlib.util.spec_from_file_location("evaluate_cli", script)
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    return cli
+
+
 def test_evaluate_cli_scores_a_saved_checkpoint_on_flickr_layout(tmp_path):
     for name, boxes in FLICKR_BOXES.items():
         write_frame(tmp_path / "frames" / f"{name}.jpg")
@@ -96,10 +105,7 @@ def test_evaluate_cli_scores_a_saved_checkpoint_on_flickr_layout(tmp_path):
         write_flickr_xml(tmp_path / "Annotations" / f"{name}.xml", boxes)
     DualMeanTeacher(lambda: baselines.build("ezvsl", encoder_size="tiny", sample_rate=8000),
                     device="cpu").save(tmp_path / "model.pt")
-    script = Path(__file__).parents[1] / "benchmarks" / "evaluate.py"
-    spec = importlib.util.spec_from_file_location("evaluate_cli", script)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = evaluate_cli()
 
     scores = cli.main(["--data", "flickr", "--root", str(tmp_path), "--checkpoint",
                        str(tmp_path / "model.pt"), "--network", "ezvsl", "--network-args",

@@ -1,5 +1,4 @@
 """SLAVC's extended protocol on the real layouts: pairs files, non-sounding items, AP / max-F1."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,7 +13,8 @@ from dmt_wrap.datasets.vggss import VGGSoundSource
 from dmt_wrap.evaluation import evaluate_model
 from dmt_wrap.metrics import flickr_gt, vggss_gt
 from dmt_wrap.wrapper import DualMeanTeacher
-from test_real_datasets import FLICKR_BOXES, write_clip, write_flickr_xml, write_frame
+from test_evaluation import evaluate_cli
+from test_real_datasets import FLICKR_BOXES, flickr_root, write_clip, write_frame  # noqa: F401
 
 SIZE = 32
 # A and C have large boxes, so that a map equal to G scores cIoU 1 at the median; B's is
@@ -32,16 +32,6 @@ def vggss_root(tmp_path: Path) -> Path:
                    frequency=200.0 * (number + 1))
         entries.append({"file": name, "class": "dog barking", "bbox": [box]})
     (tmp_path / "vggss.json").write_text(json.dumps(entries))
-    return tmp_path
-
-
-@pytest.fixture
-def flickr_root(tmp_path: Path) -> Path:
-    for name, boxes in FLICKR_BOXES.items():
-        write_frame(tmp_path / "frames" / f"{name}.jpg")
-        write_clip(tmp_path / "audio" / f"{name}.wav")
-        write_flickr_xml(tmp_path / "Annotations" / f"{name}.xml", boxes)
-    (tmp_path / "test.txt").write_text("1001\n1002\n")
     return tmp_path
 
 
@@ -161,10 +151,7 @@ def test_generated_file_reads_back(vggss_root):
 def test_evaluate_cli_generates_pairs_and_reports_ap_and_max_f1(flickr_root, capsys):
     DualMeanTeacher(lambda: baselines.build("ezvsl", encoder_size="tiny", sample_rate=8000),
                     device="cpu").save(flickr_root / "model.pt")
-    script = Path(__file__).parents[1] / "benchmarks" / "evaluate.py"
-    spec = importlib.util.spec_from_file_location("evaluate_cli", script)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = evaluate_cli()
     argv = ["--data", "flickr", "--root", str(flickr_root), "--list", "test.txt",
             "--checkpoint", str(flickr_root / "model.pt"), "--network", "ezvsl",
             "--network-args", '{"encoder_size": "tiny"}', "--image-size", "32",
