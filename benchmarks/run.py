@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("dmt_wrap").setLevel(logging.WARNING)
-    preset = with_schedule(PRESETS["quick" if args.quick else args.preset], args.warmup_steps, args.steps)
-    preset = replace(preset, network_overrides=args.network_args, tier=args.tier or preset.tier)
+    preset = configured_preset(args)
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) - preset.train.num_workers))
     args.out.mkdir(parents=True, exist_ok=True)
     variants = [VARIANTS[v] for v in args.variants]
@@ -154,10 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def with_schedule(preset: Preset, warmup_steps: int | None, steps: int | None) -> Preset:
-    """The preset with its updates per network overridden where given."""
-    changes = {k: v for k, v in (("warmup_steps", warmup_steps), ("steps", steps)) if v is not None}
-    return replace(preset, train=preset.train.replace(**changes)) if changes else preset
+def configured_preset(args: argparse.Namespace) -> Preset:
+    """The chosen preset with the command line's schedule, tier and network arguments."""
+    preset = PRESETS["quick" if args.quick else args.preset]
+    schedule = {k: getattr(args, k) for k in ("warmup_steps", "steps") if getattr(args, k) is not None}
+    return replace(preset, train=preset.train.replace(**schedule), tier=args.tier or preset.tier,
+                   network_overrides=args.network_args)
 
 
 def save_overlays(args: argparse.Namespace, preset, data_cache, path: Path) -> None:

@@ -136,11 +136,10 @@ class AugmentConfig:
 #: and a flip, no colour or audio perturbation. Small networks trained from scratch learn
 #: far slower under the strong view: on the composed flickr tier EZ-VSL's contrastive loss
 #: stayed at chance (2 ln B) for 600+ updates with it and left chance after ~200 with this,
-#: and a fully supervised tiny EZ-VSL reached CIoU@0.5 0.76 in 600 updates with it against
+#: and a fully supervised tiny EZ-VSL reached CIoU@0.5 0.73 in 600 updates with it against
 #: 0.35 with the strong view (README, "The benchmark").
 MILD_AUGMENT = AugmentConfig(strong_scale=(0.8, 1.0), colour_strength=0.0, grayscale_p=0.0,
-                                        audio_gain_db=0.0, audio_noise_snr_db=None,
-                                        audio_mask_fraction=0.0)
+                             audio_gain_db=0.0, audio_noise_snr_db=None, audio_mask_fraction=0.0)
 
 
 class Augmenter:

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from dmt_wrap.datasets.media import Boxes, DataError, FrameAudioDataset, PairEntry
+from dmt_wrap.datasets.media import Boxes, DataError, FrameAudioDataset, PairEntry, read_lines
 
 NON_SOUNDING = "non-sounding"  # SLAVC's label column for a non-sounding pair
 
@@ -80,12 +80,7 @@ class ExtendedPairs(FrameAudioDataset):
         return self.base.boxes_to_mask(boxes)
 
     def _read_lines(self) -> list[tuple[int, list[str]]]:
-        try:
-            lines = self.pairs_path.read_text().splitlines()
-        except (OSError, UnicodeDecodeError) as err:
-            raise DataError(f"{self.pairs_path}: cannot read the pairs file ({err}); pass a "
-                            "text file with one 'frame_id audio_id' pair per line.",
-                            self.pairs_path) from err
+        lines = read_lines(self.pairs_path, "pairs file", "with one 'frame_id audio_id' pair per line")
         return [(number, split_pair_line(line))
                 for number, line in enumerate(lines, start=1) if line.strip()]
 

@@ -209,6 +209,15 @@ class PairEntry:
     boxes: Boxes | None
 
 
+def read_lines(path: Path, what: str, expected: str) -> list[str]:
+    """The lines of a text list file; a ``DataError`` naming it and its expected form if unreadable."""
+    try:
+        return path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read the {what} ({err}); pass a text file {expected}.",
+                        path) from err
+
+
 class FrameAudioDataset(Dataset, ABC):
     """Frame + audio pairs with the shared item format and bad-input policy.
 
@@ -265,11 +274,7 @@ class FrameAudioDataset(Dataset, ABC):
         line number, in order. ``list_file`` is relative to the root or absolute; an id that
         could leave the root is rejected."""
         list_path = self.root / list_file
-        try:
-            lines = list_path.read_text().splitlines()
-        except (OSError, UnicodeDecodeError) as err:
-            raise DataError(f"{list_path}: cannot read the id list ({err}); pass a text file "
-                            "with one id per line.", list_path) from err
+        lines = read_lines(list_path, "id list", "with one id per line")
         names: list[tuple[str, str]] = []
         for number, line in enumerate(lines, start=1):
             name, where = line.strip(), f"{list_path} line {number}"
