@@ -15,6 +15,11 @@ original froze the image network and used fixed SoundNet features; here both enc
 and the audio embeddings enter the distances as targets under stop-gradient (the audio
 encoder learns through the attention query): with trainable targets the loss has a trivial
 minimum at ``d+ = d-`` (identical audio embeddings), which a fixed SoundNet could not reach.
+
+``attention_temperature`` divides ``ReLU(cos)`` before the softmax. At 1 (the original) the
+scores lie in [0, 1], so the most attended location weighs at most e times the least: the
+pooled vector stays close to the plain mean and the loss can be met without choosing where
+the sound is. Below 1 the attention can select (see the README's baselines section).
 """
 from __future__ import annotations
 
@@ -49,10 +54,17 @@ class Attention10k(nn.Module):
 
     def __init__(self, encoder_size: str = "resnet18", sample_rate: int = 16000,
                  visual_weights: str | None = None, audio_weights: str | None = None,
-                 dim: int | None = None, output_stride: int = 16) -> None:
+                 dim: int | None = None, output_stride: int = 16, attention_temperature: float = 1.0,
+                 freeze_visual: bool = False) -> None:
         super().__init__()
+        if attention_temperature <= 0:
+            raise ValueError(f"attention_temperature={attention_temperature}: must be > 0 (1 is the original)")
+        self.attention_temperature = attention_temperature
+        self.freeze_visual = freeze_visual
         self.visual_encoder, self.audio_encoder = encoder_pair(encoder_size, sample_rate, visual_weights,
                                                                audio_weights, output_stride)
+        if freeze_visual:
+            self.visual_encoder.requires_grad_(False).eval()
         visual_channels = self.visual_encoder.out_channels
         audio_channels = self.audio_encoder.out_channels
         dim = dim or visual_channels
@@ -61,12 +73,18 @@ class Attention10k(nn.Module):
         self.visual_to_audio = nn.Sequential(nn.ReLU(), nn.Linear(visual_channels, dim),
                                              nn.ReLU(), nn.Linear(dim, audio_channels))
 
+    def train(self, mode: bool = True) -> "Attention10k":
+        super().train(mode)
+        if self.freeze_visual:
+            self.visual_encoder.eval()
+        return self
+
     def attention(self, visual: Tensor, audio_query: Tensor) -> Tensor:
-        """``softmax_p(ReLU(cos(v_p, q)))`` for visual ``[B, C, h, w]``, query ``[B, C]``."""
+        """``softmax_p(ReLU(cos(v_p, q)) / T)`` for visual ``[B, C, h, w]``, query ``[B, C]``."""
         cosine = matched_similarity_map(F.normalize(visual, dim=1),
                                         F.normalize(audio_query, dim=1))
         h, w = cosine.shape[1:]
-        weights = rearrange(F.relu(cosine), "b h w -> b (h w)").softmax(dim=1)
+        weights = rearrange(F.relu(cosine) / self.attention_temperature, "b h w -> b (h w)").softmax(dim=1)
         return rearrange(weights, "b (h w) -> b h w", h=h, w=w)
 
     def forward_per_sample(self, images: Tensor, audio: Tensor) -> tuple[Tensor, Tensor | None]:

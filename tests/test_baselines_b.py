@@ -130,6 +130,37 @@ def test_attention10k_triplet_uses_exactly_one_negative():
                                                               for i in range(BATCH)]
 
 
+def test_attention10k_temperature_sharpens_the_attention():
+    images, audio = toy_batch()
+    with torch.no_grad():
+        flat = tiny_network("attention10k").eval()(images, audio)[0]
+        sharp = tiny_network("attention10k", attention_temperature=0.05).eval()(images, audio)[0]
+    # same weights (same seed), same ranking of locations; a lower temperature concentrates the mass
+    assert torch.equal(flat.flatten(1).argmax(1), sharp.flatten(1).argmax(1))
+    assert (sharp.flatten(1).amax(1) > flat.flatten(1).amax(1)).all()
+    # at temperature 1 the scores lie in [0, 1]: no location weighs more than e times another
+    ratio = flat.flatten(1).amax(1) / flat.flatten(1).amin(1)
+    assert (ratio <= math.e + 1e-4).all()
+    with pytest.raises(ValueError, match="attention_temperature=0"):
+        tiny_network("attention10k", attention_temperature=0)
+
+
+def test_attention10k_frozen_visual_encoder_keeps_weights_and_statistics():
+    net = tiny_network("attention10k", freeze_visual=True).train()
+    assert not net.visual_encoder.training and net.audio_encoder.training
+    before = {k: v.clone() for k, v in net.visual_encoder.state_dict().items()}
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-2)
+    images, audio = toy_batch()
+    for _ in range(2):
+        _, loss = net(images, audio)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = net.visual_encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BatchNorm running stats too
+    assert all(p.grad is not None for p in net.audio_encoder.parameters() if p.requires_grad)
+
+
 # --------------------------------------------------------------------------------- SLAVC
 def test_slavc_momentum_encoders_move_only_by_ema():
     net = tiny_network("slavc").train()

@@ -1,0 +1,132 @@
+"""Where trained maps point on the composed benchmark: the sounding object, the silent one, or neither.
+
+    python benchmarks/pointing_breakdown.py runs/cpu-all-mild --method lvs ssltie
+
+Pointing game only says whether a map's maximum lies in the sounding object's box. On the
+composed tiers the test scenes also carry every visible object's mask (``objectness``), so a
+miss can be split into "on a silent object" (the map found an object but not the one that
+sounds: an audio failure) and "on the background" (no object at all). For each finished job
+of a ``run.py`` output folder this reloads the model (its ``settings.json`` says how it was
+built and on what data) and reports, over the stored test scenes, the share of maxima in each
+place, and the mean map value on the silent object relative to the sounding one (per-image
+min-max normalised maps; scenes with a silent object only). A two-teacher model also gets a
+row per teacher.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import baselines  # noqa: E402,F401  (fills the registry)
+from baselines.registry import build  # noqa: E402
+from dmt_wrap import DualMeanTeacher  # noqa: E402
+from dmt_wrap.datasets.composed import load_eval_set  # noqa: E402
+from dmt_wrap.metrics import upsample_maps  # noqa: E402
+
+
+def peak_places(maps: torch.Tensor, sounding: torch.Tensor, objects: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per scene: is the map's maximum on the sounding object, a silent object, or the background,
+    and the silent/sounding ratio of mean normalised map values (NaN without a silent object)."""
+    maps = upsample_maps(maps.float(), sounding.shape[-2:]).flatten(1)
+    sounding, objects = sounding.flatten(1) > 0, objects.flatten(1) > 0
+    silent = objects & ~sounding
+    peak = maps.argmax(dim=1, keepdim=True)
+    on_sounding = sounding.gather(1, peak)[:, 0]
+    on_silent = silent.gather(1, peak)[:, 0] & ~on_sounding
+    low, high = maps.amin(1, keepdim=True), maps.amax(1, keepdim=True)
+    normalised = (maps - low) / (high - low).clamp_min(1e-12)
+
+    def mean_on(region: torch.Tensor) -> torch.Tensor:
+        return (normalised * region).sum(1) / region.sum(1).clamp_min(1)
+
+    ratio = mean_on(silent) / mean_on(sounding).clamp_min(1e-12)
+    ratio = torch.where(silent.any(1) & sounding.any(1), ratio, torch.full_like(ratio, float("nan")))
+    return {"sounding": on_sounding, "silent": on_silent, "background": ~on_sounding & ~on_silent,
+            "silent_over_sounding": ratio}
+
+
+@torch.no_grad()
+def breakdown(localize, test, batch_size: int = 100) -> dict[str, float]:
+    parts: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, len(test), batch_size):
+        items = [test[i] for i in range(start, min(start + batch_size, len(test)))]
+        images = torch.stack([i["image"] for i in items])
+        audio = torch.stack([i["audio"] for i in items])
+        places = peak_places(localize(images, audio), torch.stack([i["mask"] for i in items]),
+                             torch.stack([i["objectness"] for i in items]))
+        for key, value in places.items():
+            parts.setdefault(key, []).append(value)
+    joined = {key: torch.cat(values).float() for key, values in parts.items()}
+    with_silent = ~joined["silent_over_sounding"].isnan()
+    return {"scenes": len(test), "scenes_with_silent": int(with_silent.sum()),
+            **{f"peak_{k}": float(joined[k].mean()) for k in ("sounding", "silent", "background")},
+            "silent_over_sounding": float(joined["silent_over_sounding"][with_silent].mean())}
+
+
+def job_rows(out: Path, methods: list[str] | None) -> list[dict]:
+    rows, tests = [], {}
+    for settings_file in sorted(out.glob("jobs/*/ratio*/seed*/*/settings.json")):
+        folder = settings_file.parent
+        method, ratio, seed, variant = folder.relative_to(out / "jobs").parts
+        if (methods and method not in methods) or not (folder / "model.pt").exists():
+            continue
+        settings = json.loads(settings_file.read_text())
+        data = settings["data"]
+        key = tuple(sorted(data.items()))
+        if key not in tests:
+            tests[key] = load_eval_set(data["tier"], n=data["test_size"], image_size=data["image_size"],
+                                       sample_rate=data["sample_rate"], duration=data["duration"])
+        model = DualMeanTeacher.load(folder / "model.pt", lambda: build(method, **settings["network"]),
+                                     device="cpu")
+        views = [("", model.config)]
+        if model.config.teachers == 2:
+            views += [(" (teacher A)", replace(model.config, inference="a")),
+                      (" (teacher B)", replace(model.config, inference="b"))]
+        for suffix, config in views:
+            model.config = config
+            rows.append({"method": method, "ratio": ratio, "seed": seed, "variant": variant + suffix,
+                         **breakdown(model.localize, tests[key])})
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ["method", "ratio", "seed", "variant", "peak on sounding", "peak on silent object", "peak on background",
+            "silent / sounding map mean"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['ratio']} | {r['seed']} | {r['variant']} | {r['peak_sounding'] * 100:.1f} "
+                     f"| {r['peak_silent'] * 100:.1f} | {r['peak_background'] * 100:.1f} "
+                     f"| {r['silent_over_sounding']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out", type=Path, help="a benchmarks/run.py output folder (synthetic data)")
+    p.add_argument("--method", nargs="+", default=None, help="only these methods (default: every one found)")
+    args = p.parse_args(argv)
+    torch.set_grad_enabled(False)
+    rows = job_rows(args.out, args.method)
+    if not rows:
+        raise SystemExit(f"{args.out}: no finished job (jobs/<method>/<ratio>/<seed>/<variant>/model.pt with "
+                         "settings.json); run benchmarks/run.py --out there first")
+    text = (f"# Where the maps point\n\nCommand: `python benchmarks/pointing_breakdown.py "
+            f"{' '.join(sys.argv[1:] if argv is None else argv)}`\n"
+            f"Shares of test scenes in %; silent/sounding: mean normalised map value on the silent object "
+            f"over that on the sounding one (scenes with a silent object).\n\n{markdown(rows)}\n")
+    (args.out / "pointing_breakdown.md").write_text(text)
+    (args.out / "pointing_breakdown.json").write_text(json.dumps(rows, indent=1))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

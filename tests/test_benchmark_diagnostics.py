@@ -1,0 +1,68 @@
+"""benchmarks/headroom.py (ceiling minus naive per tier) and benchmarks/pointing_breakdown.py."""
+import json
+
+import pytest
+import torch
+
+from test_benchmark_run import run, tiny_preset  # noqa: F401  (the fixture)
+
+import headroom  # noqa: E402
+import pointing_breakdown  # noqa: E402
+
+
+def test_headroom_runs_naive_and_ceiling_per_tier_and_tabulates_the_difference(tiny_preset, tmp_path):
+    out = tmp_path / "headroom"
+    argv = ["--method", "ezvsl", "--tiers", "flickr", "multi", "--out", str(out), "--quick", "--no-progress",
+            "--threads", "1"]
+    assert headroom.main(argv) == 0
+    payload = json.loads((out / "headroom.json").read_text())
+    assert [row["tier"] for row in payload["rows"]] == ["flickr", "multi"]
+    for row in payload["rows"]:
+        tier_rows = {r["variant"]: r for r in json.loads((out / row["tier"] / "results.json").read_text())["rows"]}
+        assert set(tier_rows) == {"naive", "fully_supervised"}
+        for metric in ("ciou50", "pointing", "area_iou"):
+            naive, ceiling = tier_rows["naive"][metric][0], tier_rows["fully_supervised"][metric][0]
+            assert row[metric]["headroom"] == pytest.approx(ceiling - naive)
+    markdown = (out / "headroom.md").read_text()
+    assert "NOT meaningful" in markdown and "| flickr | 0.03 |" in markdown and "| multi | 0.03 |" in markdown
+
+    # where the maps of those jobs point: every scene's peak is in exactly one place
+    assert pointing_breakdown.main([str(out / "multi")]) == 0
+    rows = json.loads((out / "multi" / "pointing_breakdown.json").read_text())
+    assert {r["variant"] for r in rows} == {"naive", "fully_supervised"}
+    for r in rows:
+        assert r["peak_sounding"] + r["peak_silent"] + r["peak_background"] == pytest.approx(1.0)
+    # the sounding share is the pointing game of the same model on the same scenes
+    scores = {r["variant"]: r["scores"]["pointing"]
+              for r in json.loads((out / "multi" / "results.json").read_text())["runs"]}
+    assert all(r["peak_sounding"] == pytest.approx(scores[r["variant"]]) for r in rows)
+
+
+def test_headroom_refuses_the_flags_it_sets(capsys):
+    with pytest.raises(SystemExit):
+        headroom.parse_args(["--variants", "dmt"])
+    assert "set by headroom.py" in capsys.readouterr().err
+
+
+def test_peak_places_splits_sounding_silent_and_background():
+    sounding = torch.zeros(3, 8, 8)
+    sounding[:, :4, :4] = 1
+    objects = sounding.clone()
+    objects[:, 4:, 4:] = 1           # a silent object in the opposite corner
+    maps = torch.zeros(3, 8, 8)
+    maps[0, 1, 1] = 1                # on the sounding object
+    maps[1, 6, 6] = 1                # on the silent one
+    maps[2, 1, 6] = 1                # on neither
+    places = pointing_breakdown.peak_places(maps, sounding, objects)
+    assert places["sounding"].tolist() == [True, False, False]
+    assert places["silent"].tolist() == [False, True, False]
+    assert places["background"].tolist() == [False, False, True]
+    # mean normalised value on the silent object over that on the sounding one
+    assert places["silent_over_sounding"][1] > 1 > places["silent_over_sounding"][0]
+    no_silent = pointing_breakdown.peak_places(maps, sounding, sounding)["silent_over_sounding"]
+    assert no_silent.isnan().all()
+
+
+def test_pointing_breakdown_names_the_folder_without_jobs(tmp_path):
+    with pytest.raises(SystemExit, match="no finished job"):
+        pointing_breakdown.main([str(tmp_path)])
