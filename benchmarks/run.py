@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--network-args", type=json.loads, default={},
                    help="JSON constructor arguments for every --method, over the preset's "
                         "(e.g. '{\"reg_warmup_steps\": 1200}')")
+    p.add_argument("--train-args", type=json.loads, default={},
+                   help="JSON DMTConfig fields over the preset's, for every variant (the variant's own "
+                        "ablation still applies on top; e.g. '{\"delta_mode\": \"relative\", \"delta\": 0.7}')")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None,
@@ -83,6 +86,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--{flag.replace('_', '-')} must be >= 0")
     if args.quick and args.preset != "cpu":
         p.error("--quick scales the cpu preset down; use it without --preset paper")
+    try:
+        PRESETS[args.preset].train.replace(**args.train_args)
+    except (TypeError, ValueError) as error:
+        p.error(f"--train-args {json.dumps(args.train_args)}: {error}")
     name = "quick" if args.quick else args.preset
     tier = f"-{args.tier}" if args.tier else ""
     args.out = args.out or Path("runs") / f"{name}{tier}-{'-'.join(args.method) if len(args.method) < 4 else 'all'}"
@@ -154,11 +161,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def configured_preset(args: argparse.Namespace) -> Preset:
-    """The chosen preset with the command line's schedule, tier and network arguments."""
+    """The chosen preset with the command line's training, schedule, tier and network arguments."""
     preset = PRESETS["quick" if args.quick else args.preset]
     schedule = {k: getattr(args, k) for k in ("warmup_steps", "steps") if getattr(args, k) is not None}
-    return replace(preset, train=preset.train.replace(**schedule), tier=args.tier or preset.tier,
-                   network_overrides=args.network_args)
+    train = preset.train.replace(**{**args.train_args, **schedule})
+    return replace(preset, train=train, tier=args.tier or preset.tier, network_overrides=args.network_args)
 
 
 def save_overlays(args: argparse.Namespace, preset, data_cache, path: Path) -> None:

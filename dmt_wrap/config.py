@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from .augment import MILD_AUGMENT, AugmentConfig
-from .filtering import COMBINE_RULES, LABEL_SHAPES
+from .filtering import COMBINE_RULES, DELTA_MODES, LABEL_SHAPES
 from .losses import MAP_LOSSES
 
 
@@ -20,7 +20,9 @@ class DMTConfig:
     Method. ``teachers``: 2 = DMT, 1 = single mean teacher, 0 = no teacher (naive
     semi-supervised, self-supervised only, or fully supervised, depending on the data and
     ``use_labels``). ``delta`` thresholds the calibrated teacher confidence; ``tau`` is the
-    consensus IoU a sample needs to be kept; ``pseudo_label`` combines the two teachers'
+    consensus IoU a sample needs to be kept; ``delta_mode="relative"`` applies ``delta`` to
+    each map rescaled to span [0, 1] (for networks whose calibrated maps stay under an
+    absolute ``delta``: keep rate 0); ``pseudo_label`` combines the two teachers'
     masks; ``pseudo_label_shape="box"`` fills each pseudo-label's bounding box (for data
     whose ground truth is boxes). ``rampup_steps`` ramps ``lambda_u`` up linearly at the
     start of stage 2.
@@ -40,6 +42,7 @@ class DMTConfig:
     pseudo_label: str = "intersection"
     pseudo_label_shape: str = "mask"
     delta: float = 0.5
+    delta_mode: str = "absolute"
     tau: float = 0.5
     ema_decay: float = 0.99
     lambda_u: float = 1.0
@@ -63,6 +66,7 @@ class DMTConfig:
             "map_loss": self.map_loss in MAP_LOSSES,
             "inference": self.inference in ("mean", "a", "b"),
             "delta": 0.0 < self.delta < 1.0,
+            "delta_mode": self.delta_mode in DELTA_MODES,
             "tau": 0.0 <= self.tau <= 1.0,
             "ema_decay": 0.0 <= self.ema_decay < 1.0,
             "steps": self.steps >= 0 and self.warmup_steps >= 0,

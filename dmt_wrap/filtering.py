@@ -12,6 +12,7 @@ from torch import Tensor
 
 COMBINE_RULES = ("intersection", "union", "first")
 LABEL_SHAPES = ("mask", "box")
+DELTA_MODES = ("absolute", "relative")
 
 
 @dataclass
@@ -41,6 +42,13 @@ def consensus_filter(prob_a: Tensor, prob_b: Tensor, delta: float, tau: float) -
     return (iou >= tau) & union_nonempty, iou
 
 
+def min_max_per_image(prob: Tensor) -> Tensor:
+    """Each map ``[B, H, W]`` rescaled to span [0, 1] (a flat map becomes all zero)."""
+    low = prob.flatten(1).amin(1)[:, None, None]
+    high = prob.flatten(1).amax(1)[:, None, None]
+    return (prob - low) / (high - low).clamp_min(1e-6)
+
+
 def fill_boxes(masks: Tensor) -> Tensor:
     """The filled bounding box of each boolean mask ``[B, H, W]`` (empty stays empty)."""
     rows, cols = masks.any(2), masks.any(1)
@@ -64,6 +72,7 @@ def make_pseudo_labels(
     noise_filter: bool = True,
     combine: str = "intersection",
     shape: str = "mask",
+    delta_mode: str = "absolute",
 ) -> PseudoLabels:
     """Filter and combine two teachers' confidence maps into pseudo-labels.
 
@@ -72,12 +81,20 @@ def make_pseudo_labels(
     * one teacher (``prob_b is None``): its own mask, kept when not empty;
     * ``shape="box"`` replaces each label by the filled box of its mask, for data whose
       ground truth is boxes;
+    * ``delta_mode="relative"`` thresholds each map after rescaling it to span [0, 1]
+      (``delta`` is then a fraction of the way from the map's minimum to its maximum), for
+      networks whose calibrated confidence rarely reaches an absolute ``delta``;
     * a sample whose final label is empty is never kept.
     """
     if combine not in COMBINE_RULES:
         raise ValueError(f"combine must be one of {COMBINE_RULES}, got {combine!r}.")
     if shape not in LABEL_SHAPES:
         raise ValueError(f"pseudo-label shape must be one of {LABEL_SHAPES}, got {shape!r}.")
+    if delta_mode not in DELTA_MODES:
+        raise ValueError(f"delta_mode must be one of {DELTA_MODES}, got {delta_mode!r}.")
+    if delta_mode == "relative":
+        prob_a = min_max_per_image(prob_a)
+        prob_b = None if prob_b is None else min_max_per_image(prob_b)
     mask_a = prob_a >= delta
     if prob_b is None:
         labels = mask_a

@@ -239,7 +239,8 @@ class Trainer:
                 unlabeled = {**unlabeled, "image": weak[0]}
                 probs = self._teacher_probs(unlabeled["image"], unlabeled["audio"])
                 pseudo = make_pseudo_labels(probs[0], probs[1] if len(probs) > 1 else None, cfg.delta, cfg.tau,
-                                            cfg.noise_filter, cfg.pseudo_label, cfg.pseudo_label_shape)
+                                            cfg.noise_filter, cfg.pseudo_label, cfg.pseudo_label_shape,
+                                            cfg.delta_mode)
                 pseudo_norm = self._pseudo_norm(pseudo.keep)
                 diagnostics["keep_rate"] = pseudo.keep.float().mean()
                 diagnostics["consensus_iou"] = pseudo.consensus_iou.mean()

@@ -39,6 +39,21 @@ def test_steps_override_reaches_the_jobs_and_a_changed_schedule_is_refused(tiny_
         run.main(argv + ["--tier", "clutter"])
 
 
+def test_train_args_reach_every_variant_and_bad_fields_are_refused(tiny_preset, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--method", "ezvsl", "--quick", "--variants", "single_teacher", "dmt", "--out", str(out), "--no-progress",
+            "--threads", "1", "--train-args", '{"delta_mode": "relative", "delta": 0.7}']
+    assert run.main(argv) == 0
+    runs = {r["variant"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
+    for variant in ("single_teacher", "dmt"):
+        assert runs[variant]["config"]["delta_mode"] == "relative" and runs[variant]["config"]["delta"] == 0.7
+    assert runs["single_teacher"]["config"]["teachers"] == 1  # the variant's ablation still applies
+    for bad, says in (('{"delta_mode": "top-k"}', "delta_mode"), ('{"deltta": 0.5}', "deltta")):
+        with pytest.raises(SystemExit):
+            run.parse_args(["--train-args", bad])
+        assert "--train-args" in (err := capsys.readouterr().err) and says in err
+
+
 def test_negative_steps_are_refused(capsys):
     with pytest.raises(SystemExit):
         run.parse_args(["--steps", "-1"])

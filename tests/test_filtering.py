@@ -69,3 +69,21 @@ def test_label_quality_against_truth():
     assert iou.item() == pytest.approx(0.5) and precision.item() == pytest.approx(0.5)
     iou, _ = label_quality(labels, torch.tensor([False, False]), truth)
     assert iou.item() == 0.0
+
+
+def test_relative_delta_keeps_under_confident_maps_by_their_own_range():
+    # two teachers whose calibrated maps never reach 0.6, agreeing on where they peak
+    a = maps_from([[0.45, 0.40], [0.10, 0.05]])
+    b = maps_from([[0.30, 0.28], [0.02, 0.10]])
+    absolute = make_pseudo_labels(a, b, delta=0.6, tau=0.5)
+    assert absolute.keep.tolist() == [False]
+    relative = make_pseudo_labels(a, b, delta=0.6, tau=0.5, delta_mode="relative")
+    assert relative.keep.tolist() == [True] and relative.labels[0].tolist() == [[1, 1], [0, 0]]
+    # the same maps scaled by any positive factor give the same labels
+    scaled = make_pseudo_labels(a * 2, b / 3, delta=0.6, tau=0.5, delta_mode="relative")
+    assert torch.equal(scaled.labels, relative.labels)
+    # a flat map has no peak to keep
+    flat = torch.full((1, 2, 2), 0.3)
+    assert make_pseudo_labels(flat, flat, delta=0.6, delta_mode="relative").keep.tolist() == [False]
+    with pytest.raises(ValueError, match="delta_mode must be one of"):
+        make_pseudo_labels(a, b, delta_mode="top-k")
