@@ -10,7 +10,8 @@ of a ``run.py`` output folder this reloads the model (its ``settings.json`` says
 built and on what data) and reports, over the stored test scenes, the share of maxima in each
 place, and the mean map value on the silent object relative to the sounding one (per-image
 min-max normalised maps; scenes with a silent object only). A two-teacher model also gets a
-row per teacher.
+row per teacher, and a second table: the pseudo-labels its teachers would give the test
+scenes under its own filter settings (keep rate, and where the kept label pixels lie).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import baselines  # noqa: E402,F401  (fills the registry)
 from baselines.registry import build  # noqa: E402
 from dmt_wrap import DualMeanTeacher  # noqa: E402
 from dmt_wrap.datasets.composed import load_eval_set  # noqa: E402
+from dmt_wrap.filtering import make_pseudo_labels  # noqa: E402
 from dmt_wrap.metrics import upsample_maps  # noqa: E402
 
 
@@ -53,16 +55,17 @@ def peak_places(maps: torch.Tensor, sounding: torch.Tensor, objects: torch.Tenso
             "silent_over_sounding": ratio}
 
 
-@torch.no_grad()
-def breakdown(localize, test, batch_size: int = 100) -> dict[str, float]:
-    parts: dict[str, list[torch.Tensor]] = {}
+def batches(test, batch_size: int = 100):
+    """``(images, audio, sounding mask, objectness)`` of the test scenes, in order."""
     for start in range(0, len(test), batch_size):
         items = [test[i] for i in range(start, min(start + batch_size, len(test)))]
-        images = torch.stack([i["image"] for i in items])
-        audio = torch.stack([i["audio"] for i in items])
-        places = peak_places(localize(images, audio), torch.stack([i["mask"] for i in items]),
-                             torch.stack([i["objectness"] for i in items]))
-        for key, value in places.items():
+        yield tuple(torch.stack([i[key] for i in items]) for key in ("image", "audio", "mask", "objectness"))
+
+
+def breakdown(localize, test) -> dict[str, float]:
+    parts: dict[str, list[torch.Tensor]] = {}
+    for images, audio, sounding, objects in batches(test):
+        for key, value in peak_places(localize(images, audio), sounding, objects).items():
             parts.setdefault(key, []).append(value)
     joined = {key: torch.cat(values).float() for key, values in parts.items()}
     with_silent = ~joined["silent_over_sounding"].isnan()
@@ -71,8 +74,31 @@ def breakdown(localize, test, batch_size: int = 100) -> dict[str, float]:
             "silent_over_sounding": float(joined["silent_over_sounding"][with_silent].mean())}
 
 
-def job_rows(out: Path, methods: list[str] | None) -> list[dict]:
-    rows, tests = [], {}
+def pseudo_label_places(model: DualMeanTeacher, test) -> dict[str, float]:
+    """The two teachers' pseudo-labels for the test scenes (the model's delta, tau, filter,
+    combination and shape): keep rate, and the shares of kept label pixels in the sounding
+    box, on a silent object, and elsewhere."""
+    cfg, kept, pixels = model.config, [], {"sounding": 0.0, "silent": 0.0, "background": 0.0}
+    for images, audio, sounding, objects in batches(test):
+        model.config = replace(cfg, inference="a")
+        prob_a = model.localize(images, audio)
+        model.config = replace(cfg, inference="b")
+        prob_b = model.localize(images, audio)
+        labels = make_pseudo_labels(prob_a, prob_b, cfg.delta, cfg.tau, cfg.noise_filter, cfg.pseudo_label,
+                                    cfg.pseudo_label_shape, cfg.delta_mode)
+        label, truth, objects = labels.labels > 0, sounding > 0, objects > 0
+        kept.append(labels.keep)
+        pixels["sounding"] += float((label & truth).sum())
+        pixels["silent"] += float((label & objects & ~truth).sum())
+        pixels["background"] += float((label & ~objects & ~truth).sum())
+    model.config = cfg
+    total = max(sum(pixels.values()), 1.0)
+    return {"pl_keep_rate": float(torch.cat(kept).float().mean()),
+            **{f"pl_on_{k}": v / total for k, v in pixels.items()}}
+
+
+def job_rows(out: Path, methods: list[str] | None) -> tuple[list[dict], list[dict]]:
+    rows, label_rows, tests = [], [], {}
     for settings_file in sorted(out.glob("jobs/*/ratio*/seed*/*/settings.json")):
         folder = settings_file.parent
         method, ratio, seed, variant = folder.relative_to(out / "jobs").parts
@@ -86,15 +112,16 @@ def job_rows(out: Path, methods: list[str] | None) -> list[dict]:
                                        sample_rate=data["sample_rate"], duration=data["duration"])
         model = DualMeanTeacher.load(folder / "model.pt", lambda: build(method, **settings["network"]),
                                      device="cpu")
+        where = {"method": method, "ratio": ratio, "seed": seed, "variant": variant}
         views = [("", model.config)]
-        if model.config.teachers == 2:
+        if model.config.teachers == 2 and model.has_teachers:
+            label_rows.append({**where, **pseudo_label_places(model, tests[key])})
             views += [(" (teacher A)", replace(model.config, inference="a")),
                       (" (teacher B)", replace(model.config, inference="b"))]
         for suffix, config in views:
             model.config = config
-            rows.append({"method": method, "ratio": ratio, "seed": seed, "variant": variant + suffix,
-                         **breakdown(model.localize, tests[key])})
-    return rows
+            rows.append({**where, "variant": variant + suffix, **breakdown(model.localize, tests[key])})
+    return rows, label_rows
 
 
 def markdown(rows: list[dict]) -> str:
@@ -108,13 +135,24 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def label_markdown(rows: list[dict]) -> str:
+    head = ["method", "ratio", "seed", "variant", "kept", "label pixels in sounding box", "on a silent object",
+            "elsewhere"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['ratio']} | {r['seed']} | {r['variant']} | {r['pl_keep_rate'] * 100:.1f} "
+                     f"| {r['pl_on_sounding'] * 100:.1f} | {r['pl_on_silent'] * 100:.1f} "
+                     f"| {r['pl_on_background'] * 100:.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", type=Path, help="a benchmarks/run.py output folder (synthetic data)")
     p.add_argument("--method", nargs="+", default=None, help="only these methods (default: every one found)")
     args = p.parse_args(argv)
-    torch.set_grad_enabled(False)
-    rows = job_rows(args.out, args.method)
+    with torch.no_grad():
+        rows, label_rows = job_rows(args.out, args.method)
     if not rows:
         raise SystemExit(f"{args.out}: no finished job (jobs/<method>/<ratio>/<seed>/<variant>/model.pt with "
                          "settings.json); run benchmarks/run.py --out there first")
@@ -122,8 +160,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{' '.join(sys.argv[1:] if argv is None else argv)}`\n"
             f"Shares of test scenes in %; silent/sounding: mean normalised map value on the silent object "
             f"over that on the sounding one (scenes with a silent object).\n\n{markdown(rows)}\n")
+    if label_rows:
+        text += ("\n## Pseudo-labels the teachers would give the test scenes\n\nShares in %: kept scenes, and "
+                 "where the kept label pixels lie.\n\n" + label_markdown(label_rows) + "\n")
     (args.out / "pointing_breakdown.md").write_text(text)
-    (args.out / "pointing_breakdown.json").write_text(json.dumps(rows, indent=1))
+    (args.out / "pointing_breakdown.json").write_text(json.dumps({"peaks": rows, "pseudo_labels": label_rows},
+                                                                 indent=1))
     print(text)
     return 0
 

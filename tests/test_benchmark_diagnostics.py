@@ -28,14 +28,29 @@ def test_headroom_runs_naive_and_ceiling_per_tier_and_tabulates_the_difference(t
 
     # where the maps of those jobs point: every scene's peak is in exactly one place
     assert pointing_breakdown.main([str(out / "multi")]) == 0
-    rows = json.loads((out / "multi" / "pointing_breakdown.json").read_text())
-    assert {r["variant"] for r in rows} == {"naive", "fully_supervised"}
+    payload = json.loads((out / "multi" / "pointing_breakdown.json").read_text())
+    rows = payload["peaks"]
+    assert {r["variant"] for r in rows} == {"naive", "fully_supervised"} and payload["pseudo_labels"] == []
     for r in rows:
         assert r["peak_sounding"] + r["peak_silent"] + r["peak_background"] == pytest.approx(1.0)
     # the sounding share is the pointing game of the same model on the same scenes
     scores = {r["variant"]: r["scores"]["pointing"]
               for r in json.loads((out / "multi" / "results.json").read_text())["runs"]}
     assert all(r["peak_sounding"] == pytest.approx(scores[r["variant"]]) for r in rows)
+
+
+def test_pseudo_label_places_of_a_two_teacher_model(tiny_preset, tmp_path):
+    out = tmp_path / "out"
+    assert run.main(["--method", "ezvsl", "--quick", "--variants", "dmt", "--out", str(out), "--no-progress",
+                     "--threads", "1", "--train-args", '{"delta_mode": "relative", "tau": 0.0}']) == 0
+    assert pointing_breakdown.main([str(out)]) == 0
+    payload = json.loads((out / "pointing_breakdown.json").read_text())
+    assert [r["variant"] for r in payload["peaks"]] == ["dmt", "dmt (teacher A)", "dmt (teacher B)"]
+    (labels,) = payload["pseudo_labels"]
+    # relative delta with tau 0 keeps every scene whose teachers' maps are not flat
+    assert labels["pl_keep_rate"] > 0.5
+    assert labels["pl_on_sounding"] + labels["pl_on_silent"] + labels["pl_on_background"] == pytest.approx(1.0)
+    assert "Pseudo-labels the teachers would give" in (out / "pointing_breakdown.md").read_text()
 
 
 def test_headroom_refuses_the_flags_it_sets(capsys):
