@@ -169,14 +169,14 @@ def configured_preset(args: argparse.Namespace) -> Preset:
 
 
 def save_overlays(args: argparse.Namespace, preset, data_cache, path: Path) -> None:
-    """Maps of each trained variant (first method, ratio and seed) on eight test scenes."""
+    """Maps of each trained variant (first method, ratio and seed) on the first eight test scenes."""
     from comparison import backbone_factory
     from dmt_wrap import DualMeanTeacher
     from dmt_wrap.visualize import save_overlay_grid
 
     job0 = Job(args.method[0], VARIANTS[args.variants[0]], args.label_ratio[0], args.seeds[0])
     test = data_cache[(job0.ratio, job0.seed)].test
-    items = [test[i] for i in range(8)]
+    items = [test[i] for i in range(min(8, len(test)))]
     images = torch.stack([i["image"] for i in items])
     audio = torch.stack([i["audio"] for i in items])
     gt = torch.stack([i["mask"] for i in items])

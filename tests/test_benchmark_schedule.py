@@ -70,3 +70,24 @@ def test_self_supervised_trains_with_the_originals_mild_augmentation():
     assert torch.equal(same, audio)
     # the strong default does perturb it
     assert not torch.equal(augment_audio(audio, torch.Generator().manual_seed(0)), audio)
+
+
+def test_paper_preset_runs_its_resnet18_at_224_for_one_update_per_stage(monkeypatch, tmp_path):
+    """The paper preset's models, resolution, audio length and DMT path, shrunk in data and
+    batch only (the full preset is for a GPU)."""
+    import presets
+    from dataclasses import replace
+
+    monkeypatch.setenv("DMT_WRAP_CACHE", str(tmp_path / "cache"))
+    small_data = replace(presets.PAPER, train_size=100, unlabeled_size=16, test_size=4, curve_size=2)
+    monkeypatch.setitem(presets.PRESETS, "paper", small_data)
+    out = tmp_path / "out"
+    argv = ["--method", "ezvsl", "--preset", "paper", "--variants", "dmt", "--out", str(out), "--no-progress",
+            "--threads", "2", "--warmup-steps", "1", "--steps", "1", "--train-args",
+            '{"batch_size": 2, "labeled_batch_size": 2, "steps_per_epoch": 1, "num_workers": 0}']
+    assert run.main(argv) == 0
+    (job,) = json.loads((out / "results.json").read_text())["runs"]
+    settings = json.loads((out / "jobs" / "ezvsl" / "ratio0.03" / "seed0" / "dmt" / "settings.json").read_text())
+    assert settings["network"]["encoder_size"] == "resnet18" and settings["data"]["image_size"] == 224
+    assert settings["data"]["duration"] == 3.0 and job["updates_per_network"] == 2
+    assert job["config"]["lr"] == 1e-4 and job["config"]["ema_decay"] == 0.999
