@@ -55,16 +55,17 @@ class Attention10k(nn.Module):
     def __init__(self, encoder_size: str = "resnet18", sample_rate: int = 16000,
                  visual_weights: str | None = None, audio_weights: str | None = None,
                  dim: int | None = None, output_stride: int = 16, attention_temperature: float = 1.0,
-                 freeze_visual: bool = False) -> None:
+                 freeze_visual: bool = False, freeze_audio: bool = False) -> None:
         super().__init__()
         if attention_temperature <= 0:
             raise ValueError(f"attention_temperature={attention_temperature}: must be > 0 (1 is the original)")
         self.attention_temperature = attention_temperature
-        self.freeze_visual = freeze_visual
+        self.frozen = [name for name, frozen in (("visual_encoder", freeze_visual), ("audio_encoder", freeze_audio))
+                       if frozen]
         self.visual_encoder, self.audio_encoder = encoder_pair(encoder_size, sample_rate, visual_weights,
                                                                audio_weights, output_stride)
-        if freeze_visual:
-            self.visual_encoder.requires_grad_(False).eval()
+        for name in self.frozen:
+            getattr(self, name).requires_grad_(False).eval()
         visual_channels = self.visual_encoder.out_channels
         audio_channels = self.audio_encoder.out_channels
         dim = dim or visual_channels
@@ -75,8 +76,8 @@ class Attention10k(nn.Module):
 
     def train(self, mode: bool = True) -> "Attention10k":
         super().train(mode)
-        if self.freeze_visual:
-            self.visual_encoder.eval()
+        for name in self.frozen:
+            getattr(self, name).eval()
         return self
 
     def attention(self, visual: Tensor, audio_query: Tensor) -> Tensor:

@@ -145,10 +145,12 @@ def test_attention10k_temperature_sharpens_the_attention():
         tiny_network("attention10k", attention_temperature=0)
 
 
-def test_attention10k_frozen_visual_encoder_keeps_weights_and_statistics():
-    net = tiny_network("attention10k", freeze_visual=True).train()
-    assert not net.visual_encoder.training and net.audio_encoder.training
-    before = {k: v.clone() for k, v in net.visual_encoder.state_dict().items()}
+@pytest.mark.parametrize("frozen", ["visual_encoder", "audio_encoder"])
+def test_attention10k_frozen_encoder_keeps_weights_and_statistics(frozen):
+    net = tiny_network("attention10k", **{f"freeze_{frozen.split('_')[0]}": True}).train()
+    trained = "audio_encoder" if frozen == "visual_encoder" else "visual_encoder"
+    assert not getattr(net, frozen).training and getattr(net, trained).training
+    before = {k: v.clone() for k, v in getattr(net, frozen).state_dict().items()}
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-2)
     images, audio = toy_batch()
     for _ in range(2):
@@ -156,9 +158,9 @@ def test_attention10k_frozen_visual_encoder_keeps_weights_and_statistics():
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    after = net.visual_encoder.state_dict()
+    after = getattr(net, frozen).state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # BatchNorm running stats too
-    assert all(p.grad is not None for p in net.audio_encoder.parameters() if p.requires_grad)
+    assert all(p.grad is not None for p in getattr(net, trained).parameters() if p.requires_grad)
 
 
 # --------------------------------------------------------------------------------- SLAVC
