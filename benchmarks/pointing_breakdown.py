@@ -10,7 +10,8 @@ of a ``run.py`` output folder this reloads the model (its ``settings.json`` says
 built and on what data) and reports, over the stored test scenes, the share of maxima in each
 place, and the mean map value on the silent object relative to the sounding one (per-image
 min-max normalised maps; scenes with a silent object only). A two-teacher model also gets a
-row per teacher, and a second table: the pseudo-labels its teachers would give the test
+row per teacher and one for its students (a student far above its teacher would mean the
+EMA lags), and a second table: the pseudo-labels its teachers would give the test
 scenes under its own filter settings (keep rate, and where the kept label pixels lie).
 """
 from __future__ import annotations
@@ -117,7 +118,8 @@ def job_rows(out: Path, methods: list[str] | None) -> tuple[list[dict], list[dic
         if model.config.teachers == 2 and model.has_teachers:
             label_rows.append({**where, **pseudo_label_places(model, tests[key])})
             views += [(" (teacher A)", replace(model.config, inference="a")),
-                      (" (teacher B)", replace(model.config, inference="b"))]
+                      (" (teacher B)", replace(model.config, inference="b")),
+                      (" (students)", replace(model.config, inference="students"))]
         for suffix, config in views:
             model.config = config
             rows.append({**where, "variant": variant + suffix, **breakdown(model.localize, tests[key])})

@@ -64,7 +64,7 @@ class DMTConfig:
             "pseudo_label": self.pseudo_label in COMBINE_RULES,
             "pseudo_label_shape": self.pseudo_label_shape in LABEL_SHAPES,
             "map_loss": self.map_loss in MAP_LOSSES,
-            "inference": self.inference in ("mean", "a", "b"),
+            "inference": self.inference in ("mean", "a", "b", "students"),
             "delta": 0.0 < self.delta < 1.0,
             "delta_mode": self.delta_mode in DELTA_MODES,
             "tau": 0.0 <= self.tau <= 1.0,

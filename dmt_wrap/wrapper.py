@@ -84,6 +84,8 @@ class DualMeanTeacher(nn.Module):
         """The networks whose maps are averaged at inference."""
         if not self.has_teachers:
             return [self.students[0]]
+        if self.config.inference == "students":
+            return list(self.students)
         nets = [t.module for t in self.teachers]
         return {"mean": nets, "a": nets[:1], "b": nets[1:]}[self.config.inference]
 
@@ -129,7 +131,8 @@ class DualMeanTeacher(nn.Module):
     def localize(self, images: Tensor, audio: Tensor) -> Tensor:
         """Confidence maps ``[B, H, W]`` in [0, 1] at the images' resolution.
 
-        The mean of the two teachers' maps (``inference="a"``/``"b"`` for one teacher);
+        The mean of the two teachers' maps (``inference="a"``/``"b"`` for one teacher,
+        ``"students"`` for the mean of the students', e.g. to tell EMA lag from training);
         before stage 2, or without teachers, the first student's map.
         """
         images = self.image_layout(images.to(self.device, non_blocking=True))

@@ -45,7 +45,8 @@ def test_pseudo_label_places_of_a_two_teacher_model(tiny_preset, tmp_path):
                      "--threads", "1", "--train-args", '{"delta_mode": "relative", "tau": 0.0}']) == 0
     assert pointing_breakdown.main([str(out)]) == 0
     payload = json.loads((out / "pointing_breakdown.json").read_text())
-    assert [r["variant"] for r in payload["peaks"]] == ["dmt", "dmt (teacher A)", "dmt (teacher B)"]
+    assert [r["variant"] for r in payload["peaks"]] == ["dmt", "dmt (teacher A)", "dmt (teacher B)",
+                                                       "dmt (students)"]
     (labels,) = payload["pseudo_labels"]
     # relative delta with tau 0 keeps every scene whose teachers' maps are not flat
     assert labels["pl_keep_rate"] > 0.5

@@ -87,6 +87,25 @@ def test_save_and_load_round_trip(tmp_path):
     assert torch.equal(dmt.localize(x, a), back.localize(x, a))
 
 
+def test_inference_picks_teachers_or_students():
+    from dataclasses import replace
+
+    dmt = DualMeanTeacher(ToyNet, FAST)
+    dmt.fit(SquaresDataset(8, seed=1), SquaresDataset(16, seed=2), progress=False)
+    x, a = torch.rand(2, 3, 16, 16), torch.randn(2, 32)
+    maps = {}
+    for mode in ("mean", "a", "b", "students"):
+        dmt.config = replace(dmt.config, inference=mode)
+        maps[mode] = dmt.localize(x, a)
+    torch.testing.assert_close(maps["mean"], (maps["a"] + maps["b"]) / 2)
+    with torch.no_grad():
+        students = [torch.sigmoid(s.eval()(x, a).map) for s in dmt.students]
+    expected = torch.nn.functional.interpolate(((students[0] + students[1]) / 2)[:, None], size=(16, 16),
+                                               mode="bilinear", align_corners=False)[:, 0]
+    torch.testing.assert_close(maps["students"], expected.clamp(0, 1))
+    assert not torch.allclose(maps["students"], maps["mean"])  # EMA teachers (decay 0.5) differ from students
+
+
 def test_checkpoint_of_another_network_is_refused(tmp_path):
     dmt = DualMeanTeacher(ToyNet, FAST)
     dmt.save(tmp_path / "model.pt")
