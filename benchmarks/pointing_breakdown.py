@@ -9,7 +9,9 @@ sounds: an audio failure) and "on the background" (no object at all). For each f
 of a ``run.py`` output folder this reloads the model (its ``settings.json`` says how it was
 built and on what data) and reports, over the stored test scenes, the share of maxima in each
 place, and the mean map value on the silent object relative to the sounding one (per-image
-min-max normalised maps; scenes with a silent object only). A two-teacher model also gets a
+min-max normalised maps; scenes with a silent object only), and the pointing game on the
+scenes with and without a silent object (a map that finds objects but not the one that sounds
+points well only without). A two-teacher model also gets a
 row per teacher and one for its students (a student far above its teacher would mean the
 EMA lags), and a second table: the pseudo-labels its teachers would give the test
 scenes under its own filter settings (keep rate, and where the kept label pixels lie).
@@ -72,7 +74,9 @@ def breakdown(localize, test) -> dict[str, float]:
     with_silent = ~joined["silent_over_sounding"].isnan()
     return {"scenes": len(test), "scenes_with_silent": int(with_silent.sum()),
             **{f"peak_{k}": float(joined[k].mean()) for k in ("sounding", "silent", "background")},
-            "silent_over_sounding": float(joined["silent_over_sounding"][with_silent].mean())}
+            "silent_over_sounding": float(joined["silent_over_sounding"][with_silent].mean()),
+            "pointing_with_silent": float(joined["sounding"][with_silent].mean()),
+            "pointing_without_silent": float(joined["sounding"][~with_silent].mean())}
 
 
 def pseudo_label_places(model: DualMeanTeacher, test) -> dict[str, float]:
@@ -128,12 +132,13 @@ def job_rows(out: Path, methods: list[str] | None) -> tuple[list[dict], list[dic
 
 def markdown(rows: list[dict]) -> str:
     head = ["method", "ratio", "seed", "variant", "peak on sounding", "peak on silent object", "peak on background",
-            "silent / sounding map mean"]
+            "silent / sounding map mean", "pointing: scenes with / without a silent object"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append(f"| {r['method']} | {r['ratio']} | {r['seed']} | {r['variant']} | {r['peak_sounding'] * 100:.1f} "
                      f"| {r['peak_silent'] * 100:.1f} | {r['peak_background'] * 100:.1f} "
-                     f"| {r['silent_over_sounding']:.2f} |")
+                     f"| {r['silent_over_sounding']:.2f} "
+                     f"| {r['pointing_with_silent'] * 100:.1f} / {r['pointing_without_silent'] * 100:.1f} |")
     return "\n".join(lines)
 
 
