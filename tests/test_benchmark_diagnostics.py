@@ -33,6 +33,10 @@ def test_headroom_runs_naive_and_ceiling_per_tier_and_tabulates_the_difference(t
     assert {r["variant"] for r in rows} == {"naive", "fully_supervised"} and payload["pseudo_labels"] == []
     for r in rows:
         assert r["peak_sounding"] + r["peak_silent"] + r["peak_background"] == pytest.approx(1.0)
+        with_silent, without = r["scenes_with_silent"], r["scenes"] - r["scenes_with_silent"]
+        assert 0 < with_silent < r["scenes"]
+        assert (r["pointing_with_silent"] * with_silent + r["pointing_without_silent"] * without
+                == pytest.approx(r["peak_sounding"] * r["scenes"]))
     # the sounding share is the pointing game of the same model on the same scenes
     scores = {r["variant"]: r["scores"]["pointing"]
               for r in json.loads((out / "multi" / "results.json").read_text())["runs"]}
