@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Subset
 
 from baselines.registry import build
-from dmt_wrap import DualMeanTeacher
+from dmt_wrap import DMTConfig, DualMeanTeacher
 from dmt_wrap.evaluation import evaluate_model
 
 from data import ComparisonData
@@ -99,6 +99,9 @@ def check_same_settings(folder: Path, settings: dict[str, Any]) -> None:
     if not stored.exists():
         return
     before = json.loads(stored.read_text())
+    if "train" in before:  # a DMTConfig field added since the job ran counts at its default
+        before["train"] = DMTConfig.from_dict(before["train"]).to_dict()
+    before = json.loads(json.dumps(before))
     now = json.loads(json.dumps(settings))  # tuples as lists, as stored
     changed = [f"{part}.{key}" for part in now for key in sorted(set(now[part]) | set(before.get(part, {})))
                if now[part].get(key) != before.get(part, {}).get(key)]

@@ -37,6 +37,16 @@ def test_steps_override_reaches_the_jobs_and_a_changed_schedule_is_refused(tiny_
         run.main(argv + ["--network-args", '{"temperature": 0.1}'])
     with pytest.raises(SystemExit, match="other settings.*data.tier"):
         run.main(argv + ["--tier", "clutter"])
+    # a job stored before a DMTConfig field existed is reused while that field is at its default ...
+    settings_file = naive / "settings.json"
+    stored = json.loads(settings_file.read_text())
+    del stored["train"]["delta_mode"]
+    settings_file.write_text(json.dumps(stored))
+    done = (naive / "result.json").stat().st_mtime
+    assert run.main(argv) == 0 and (naive / "result.json").stat().st_mtime == done
+    # ... and refused once it is set otherwise
+    with pytest.raises(SystemExit, match="other settings.*train.delta_mode"):
+        run.main(argv + ["--train-args", '{"delta_mode": "relative"}'])
 
 
 def test_train_args_reach_every_variant_and_bad_fields_are_refused(tiny_preset, tmp_path, capsys):
