@@ -88,3 +88,25 @@ def test_real_flickr_names_missing_list_files(tiny_preset, tmp_path):
 
     with pytest.raises(SystemExit, match="test.txt: the test ids, one per line"):
         data.real("flickr", str(tmp_path), tiny_preset, ratio=0.2, seed=0)
+
+
+def test_sweep_over_ratios_seeds_and_methods_reports_mean_std_gains_and_the_ratio_plot(tiny_preset, tmp_path):
+    out = tmp_path / "sweep"
+    argv = ["--method", "ezvsl", "lvs", "--quick", "--variants", "naive", "dmt", "--label-ratio", "0.05", "0.1",
+            "--seeds", "0", "1", "--out", str(out), "--no-progress", "--threads", "1"]
+    assert run.main(argv) == 0
+    payload = json.loads((out / "results.json").read_text())
+    assert len(payload["runs"]) == 16
+    rows = {(r["method"], r["ratio"], r["variant"]): r for r in payload["rows"]}
+    assert set(rows) == {(m, r, v) for m in ("ezvsl", "lvs") for r in (0.05, 0.1) for v in ("naive", "dmt")}
+    for (method, ratio, variant), row in rows.items():
+        assert row["seeds"] == [0, 1]
+        values = [r["scores"]["ciou50"] for r in payload["runs"]
+                  if (r["method"], r["ratio"], r["variant"]) == (method, ratio, variant)]
+        assert row["ciou50"][0] == pytest.approx(sum(values) / 2)
+        assert row["ciou50"][1] == pytest.approx(abs(values[0] - values[1]) / 2)
+    markdown = (out / "results.md").read_text()
+    for ratio in ("0.05", "0.1"):
+        assert f"## ezvsl, label ratio {ratio}" in markdown and f"## Gains per method (CIoU@0.5, label ratio {ratio})" in markdown
+    assert " ± " in markdown
+    assert (out / "plots" / "label_ratio.png").stat().st_size > 0
