@@ -131,6 +131,12 @@ class AugmentConfig:
     audio_noise_snr_db: float | None = 20.0  # None: no noise
     audio_mask_fraction: float = 0.1
 
+    def __post_init__(self) -> None:
+        # An infinite SNR is no noise: one spelling for it, so that configs stored with
+        # ``inf`` (before ``None`` meant "no noise") compare equal to today's.
+        if self.audio_noise_snr_db == float("inf"):
+            object.__setattr__(self, "audio_noise_snr_db", None)
+
 
 #: The self-supervised originals' own recipe (EZ-VSL, LVS, SLAVC, ...): a mild random crop
 #: and a flip, no colour or audio perturbation. Small networks trained from scratch learn

@@ -44,7 +44,11 @@ def test_steps_override_reaches_the_jobs_and_a_changed_schedule_is_refused(tiny_
     settings_file.write_text(json.dumps(stored))
     done = (naive / "result.json").stat().st_mtime
     assert run.main(argv) == 0 and (naive / "result.json").stat().st_mtime == done
-    # ... and refused once it is set otherwise
+    # ... as is one stored with the old spelling of "no audio noise" (an infinite SNR)
+    stored["train"]["augment"]["audio_noise_snr_db"] = float("inf")
+    settings_file.write_text(json.dumps(stored))
+    assert run.main(argv) == 0 and (naive / "result.json").stat().st_mtime == done
+    # ... and refused once the new field is set otherwise
     with pytest.raises(SystemExit, match="other settings.*train.delta_mode"):
         run.main(argv + ["--train-args", '{"delta_mode": "relative"}'])
 
