@@ -11,15 +11,24 @@ Facts kept from the original code: a VGG16 conv5_3 map (stride 16), a 2-layer au
 (ReLU between) into the visual channel space, L2-normalised audio and visual features for
 the cosine, pooling over the *unnormalised* visual features, ReLU then a 2-layer visual MLP
 into the audio embedding space, Euclidean distances to the raw audio embeddings. The
-original froze the image network and used fixed SoundNet features; here both encoders train,
-and the audio embeddings enter the distances as targets under stop-gradient (the audio
-encoder learns through the attention query): with trainable targets the loss has a trivial
-minimum at ``d+ = d-`` (identical audio embeddings), which a fixed SoundNet could not reach.
+original froze the image network and used fixed SoundNet features; here both encoders train
+by default, and the audio embeddings enter the distances as targets under stop-gradient (the
+audio encoder learns through the attention query): with trainable targets the loss has a
+trivial minimum at ``d+ = d-`` (identical audio embeddings), which a fixed SoundNet could not
+reach.
 
 ``attention_temperature`` divides ``ReLU(cos)`` before the softmax. At 1 (the original) the
 scores lie in [0, 1], so the most attended location weighs at most e times the least: the
 pooled vector stays close to the plain mean and the loss can be met without choosing where
-the sound is. Below 1 the attention can select (see the README's baselines section).
+the sound is. Below 1 the attention can select.
+
+``freeze_visual`` / ``freeze_audio`` keep an encoder fixed (weights and BatchNorm
+statistics), as the original kept its ImageNet VGG16 and its SoundNet features; use them
+with ``visual_weights`` / ``audio_weights``. The loss scores *which* features are pooled, so
+it needs features that are local to begin with: trained along from scratch, the encoders can
+spread the whole scene into every location, and the loss (one negative: another clip's
+audio, rarely of a class in the scene) is then met anywhere. Measured on the composed flickr
+tier in the README ("Does each baseline learn alone?").
 """
 from __future__ import annotations
 
