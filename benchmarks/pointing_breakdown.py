@@ -11,10 +11,10 @@ built and on what data) and reports, over the stored test scenes, the share of m
 place, and the mean map value on the silent object relative to the sounding one (per-image
 min-max normalised maps; scenes with a silent object only), and the pointing game on the
 scenes with and without a silent object (a map that finds objects but not the one that sounds
-points well only without). A two-teacher model also gets a
-row per teacher and one for its students (a student far above its teacher would mean the
-EMA lags), and a second table: the pseudo-labels its teachers would give the test
-scenes under its own filter settings (keep rate, and where the kept label pixels lie).
+points well only without). A two-teacher model also gets a row per teacher and one for its
+students (a student far above its teacher would mean the EMA lags), and a second table: the
+pseudo-labels its teachers would give the test scenes under its own filter settings (keep
+rate, and where the kept label pixels lie).
 """
 from __future__ import annotations
 
