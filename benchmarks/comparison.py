@@ -101,8 +101,8 @@ def check_same_settings(folder: Path, settings: dict[str, Any]) -> None:
     before = json.loads(stored.read_text())
     if "train" in before:  # a DMTConfig field added since the job ran counts at its default
         before["train"] = DMTConfig.from_dict(before["train"]).to_dict()
-    before = json.loads(json.dumps(before))
-    now = json.loads(json.dumps(settings))  # tuples as lists, as stored
+    before = json.loads(json.dumps(before))  # tuples as lists on both sides
+    now = json.loads(json.dumps(settings))
     changed = [f"{part}.{key}" for part in now for key in sorted(set(now[part]) | set(before.get(part, {})))
                if now[part].get(key) != before.get(part, {}).get(key)]
     if changed:

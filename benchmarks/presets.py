@@ -47,14 +47,12 @@ CPU = Preset(
                     lr=1e-3, ema_decay=0.99, delta=0.6, tau=0.6, lambda_u=1.0, rampup_steps=50, lambda_c=0.1,
                     pseudo_label_shape="box", num_workers=1, augment=MILD_AUGMENT),
     model_kwargs={"output_stride": 8},
-    # The originals' schedules, scaled to a few thousand updates: FNAC's regularisers start
-    # after 5 epochs of 144k pairs in the original, here after the warm-up's worth of updates;
-    # SLAVC's momentum branch (its targets and its eval map) averages over ~1,000 updates at
-    # the original's 0.999 (of ~22k), over ~100 at 0.99 (self-supervised 2,000 updates, README:
-    # CIoU@0.5 14.2 -> 29.4).
-    # FNAC's regulariser weight of 100 swamps its contrastive loss at this scale (self-
-    # supervised 2,000 updates, README: CIoU@0.5 3.6 at weight 100, 10.2 at weight 1; warm-
-    # started 12.4 -> 40.8).
+    # Per method, measured self-supervised on the flickr tier (2,000 updates; README, "Does each
+    # baseline learn alone?"): FNAC's regularisers start after the warm-up's worth of updates
+    # (5 epochs of 144k pairs in the original) at weight 1 (100 swamps its contrastive loss
+    # here: CIoU@0.5 3.6 at 100, 10.2 at 1; warm-started 12.4 -> 40.8); SLAVC's momentum branch
+    # (its targets and its eval map) averages over ~100 updates at 0.99, over ~1,000 at the
+    # original's 0.999 (of ~22k): CIoU@0.5 14.2 -> 29.4.
     method_kwargs={"fnac": {"reg_warmup_steps": 400, "regulariser_weight": 1.0}, "slavc": {"momentum": 0.99}},
 )
 
