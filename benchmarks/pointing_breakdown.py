@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,35 +35,45 @@ from baselines.registry import build  # noqa: E402
 from dmt_wrap import DualMeanTeacher  # noqa: E402
 from dmt_wrap.datasets.composed import load_eval_set  # noqa: E402
 from dmt_wrap.filtering import make_pseudo_labels  # noqa: E402
-from dmt_wrap.metrics import upsample_maps  # noqa: E402
+from dmt_wrap.metrics import minmax_normalise, pointing_game, upsample_maps  # noqa: E402
 
 
 def peak_places(maps: torch.Tensor, sounding: torch.Tensor, objects: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per scene: is the map's maximum on the sounding object, a silent object, or the background,
     and the silent/sounding ratio of mean normalised map values (NaN without a silent object)."""
-    maps = upsample_maps(maps.float(), sounding.shape[-2:]).flatten(1)
-    sounding, objects = sounding.flatten(1) > 0, objects.flatten(1) > 0
-    silent = objects & ~sounding
-    peak = maps.argmax(dim=1, keepdim=True)
-    on_sounding = sounding.gather(1, peak)[:, 0]
-    on_silent = silent.gather(1, peak)[:, 0] & ~on_sounding
-    low, high = maps.amin(1, keepdim=True), maps.amax(1, keepdim=True)
-    normalised = (maps - low) / (high - low).clamp_min(1e-12)
+    maps = upsample_maps(maps.float(), sounding.shape[-2:])
+    silent = ((objects > 0) & ~(sounding > 0)).float()
+    on_sounding = pointing_game(maps, sounding)
+    on_silent = pointing_game(maps, silent) & ~on_sounding
+    normalised = minmax_normalise(maps).flatten(1)
 
     def mean_on(region: torch.Tensor) -> torch.Tensor:
+        region = region.flatten(1) > 0
         return (normalised * region).sum(1) / region.sum(1).clamp_min(1)
 
     ratio = mean_on(silent) / mean_on(sounding).clamp_min(1e-12)
-    ratio = torch.where(silent.any(1) & sounding.any(1), ratio, torch.full_like(ratio, float("nan")))
+    present = (silent.flatten(1) > 0).any(1) & (sounding.flatten(1) > 0).any(1)
+    ratio = torch.where(present, ratio, torch.full_like(ratio, float("nan")))
     return {"sounding": on_sounding, "silent": on_silent, "background": ~on_sounding & ~on_silent,
             "silent_over_sounding": ratio}
 
 
 def batches(test, batch_size: int = 100):
     """``(images, audio, sounding mask, objectness)`` of the test scenes, in order."""
-    for start in range(0, len(test), batch_size):
-        items = [test[i] for i in range(start, min(start + batch_size, len(test)))]
-        yield tuple(torch.stack([i[key] for i in items]) for key in ("image", "audio", "mask", "objectness"))
+    for batch in DataLoader(test, batch_size=batch_size):
+        yield batch["image"], batch["audio"], batch["mask"], batch["objectness"]
+
+
+def localize_as(model: DualMeanTeacher, inference: str):
+    """``model.localize`` with ``inference`` set (``"a"``, ``"b"``, ``"students"``) for the call."""
+    def localize(images: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        kept = model.config
+        model.config = replace(kept, inference=inference)
+        try:
+            return model.localize(images, audio)
+        finally:
+            model.config = kept
+    return localize
 
 
 def breakdown(localize, test) -> dict[str, float]:
@@ -84,19 +95,15 @@ def pseudo_label_places(model: DualMeanTeacher, test) -> dict[str, float]:
     combination and shape): keep rate, and the shares of kept label pixels in the sounding
     box, on a silent object, and elsewhere."""
     cfg, kept, pixels = model.config, [], {"sounding": 0.0, "silent": 0.0, "background": 0.0}
+    teacher_a, teacher_b = localize_as(model, "a"), localize_as(model, "b")
     for images, audio, sounding, objects in batches(test):
-        model.config = replace(cfg, inference="a")
-        prob_a = model.localize(images, audio)
-        model.config = replace(cfg, inference="b")
-        prob_b = model.localize(images, audio)
-        labels = make_pseudo_labels(prob_a, prob_b, cfg.delta, cfg.tau, cfg.noise_filter, cfg.pseudo_label,
+        labels = make_pseudo_labels(teacher_a(images, audio), teacher_b(images, audio), cfg.delta, cfg.tau, cfg.noise_filter, cfg.pseudo_label,
                                     cfg.pseudo_label_shape, cfg.delta_mode)
         label, truth, objects = labels.labels > 0, sounding > 0, objects > 0
         kept.append(labels.keep)
         pixels["sounding"] += float((label & truth).sum())
         pixels["silent"] += float((label & objects & ~truth).sum())
         pixels["background"] += float((label & ~objects & ~truth).sum())
-    model.config = cfg
     total = max(sum(pixels.values()), 1.0)
     return {"pl_keep_rate": float(torch.cat(kept).float().mean()),
             **{f"pl_on_{k}": v / total for k, v in pixels.items()}}
@@ -118,15 +125,13 @@ def job_rows(out: Path, methods: list[str] | None) -> tuple[list[dict], list[dic
         model = DualMeanTeacher.load(folder / "model.pt", lambda: build(method, **settings["network"]),
                                      device="cpu")
         where = {"method": method, "ratio": ratio, "seed": seed, "variant": variant}
-        views = [("", model.config)]
+        views = [("", model.localize)]
         if model.config.teachers == 2 and model.has_teachers:
             label_rows.append({**where, **pseudo_label_places(model, tests[key])})
-            views += [(" (teacher A)", replace(model.config, inference="a")),
-                      (" (teacher B)", replace(model.config, inference="b")),
-                      (" (students)", replace(model.config, inference="students"))]
-        for suffix, config in views:
-            model.config = config
-            rows.append({**where, "variant": variant + suffix, **breakdown(model.localize, tests[key])})
+            views += [(f" ({name})", localize_as(model, inference))
+                      for name, inference in (("teacher A", "a"), ("teacher B", "b"), ("students", "students"))]
+        for suffix, localize in views:
+            rows.append({**where, "variant": variant + suffix, **breakdown(localize, tests[key])})
     return rows, label_rows
 
 

@@ -87,7 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick and args.preset != "cpu":
         p.error("--quick scales the cpu preset down; use it without --preset paper")
     try:
-        PRESETS[args.preset].train.replace(**args.train_args)
+        configured_preset(args)
     except (TypeError, ValueError) as error:
         p.error(f"--train-args {json.dumps(args.train_args)}: {error}")
     name = "quick" if args.quick else args.preset

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .metrics import minmax_normalise
+
 COMBINE_RULES = ("intersection", "union", "first")
 LABEL_SHAPES = ("mask", "box")
 DELTA_MODES = ("absolute", "relative")
@@ -40,13 +42,6 @@ def consensus_filter(prob_a: Tensor, prob_b: Tensor, delta: float, tau: float) -
     iou = consensus_iou(mask_a, mask_b)
     union_nonempty = (mask_a | mask_b).flatten(1).any(1)
     return (iou >= tau) & union_nonempty, iou
-
-
-def min_max_per_image(prob: Tensor) -> Tensor:
-    """Each map ``[B, H, W]`` rescaled to span [0, 1] (a flat map becomes all zero)."""
-    low = prob.flatten(1).amin(1)[:, None, None]
-    high = prob.flatten(1).amax(1)[:, None, None]
-    return (prob - low) / (high - low).clamp_min(1e-6)
 
 
 def fill_boxes(masks: Tensor) -> Tensor:
@@ -93,8 +88,8 @@ def make_pseudo_labels(
     if delta_mode not in DELTA_MODES:
         raise ValueError(f"delta_mode must be one of {DELTA_MODES}, got {delta_mode!r}.")
     if delta_mode == "relative":
-        prob_a = min_max_per_image(prob_a)
-        prob_b = None if prob_b is None else min_max_per_image(prob_b)
+        prob_a = minmax_normalise(prob_a)
+        prob_b = None if prob_b is None else minmax_normalise(prob_b)
     mask_a = prob_a >= delta
     if prob_b is None:
         labels = mask_a
