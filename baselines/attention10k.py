@@ -38,6 +38,7 @@ from einops import einsum, rearrange
 from torch import Tensor, nn
 
 from baselines.encoders import encoder_pair, matched_similarity_map
+from baselines.freezing import FreezableEncoders
 from baselines.registry import register
 
 
@@ -53,7 +54,7 @@ def triplet_softmax_loss(pooled: Tensor, positive: Tensor, negative: Tensor) -> 
 
 
 @register("attention10k")
-class Attention10k(nn.Module):
+class Attention10k(FreezableEncoders):
     """Attention10k; map ``[B, h, w]`` is the attention distribution (sums to 1 per image).
 
     ``dim`` is the hidden width of the audio-to-visual and visual-to-audio MLPs (``None``:
@@ -69,12 +70,9 @@ class Attention10k(nn.Module):
         if attention_temperature <= 0:
             raise ValueError(f"attention_temperature={attention_temperature}: must be > 0 (1 is the original)")
         self.attention_temperature = attention_temperature
-        self.frozen = [name for name, frozen in (("visual_encoder", freeze_visual), ("audio_encoder", freeze_audio))
-                       if frozen]
         self.visual_encoder, self.audio_encoder = encoder_pair(encoder_size, sample_rate, visual_weights,
                                                                audio_weights, output_stride)
-        for name in self.frozen:
-            getattr(self, name).requires_grad_(False).eval()
+        self.freeze_encoders(visual=freeze_visual, audio=freeze_audio)
         visual_channels = self.visual_encoder.out_channels
         audio_channels = self.audio_encoder.out_channels
         dim = dim or visual_channels
@@ -82,12 +80,6 @@ class Attention10k(nn.Module):
                                              nn.Linear(dim, visual_channels))
         self.visual_to_audio = nn.Sequential(nn.ReLU(), nn.Linear(visual_channels, dim),
                                              nn.ReLU(), nn.Linear(dim, audio_channels))
-
-    def train(self, mode: bool = True) -> "Attention10k":
-        super().train(mode)
-        for name in self.frozen:
-            getattr(self, name).eval()
-        return self
 
     def attention(self, visual: Tensor, audio_query: Tensor) -> Tensor:
         """``softmax_p(ReLU(cos(v_p, q)) / T)`` for visual ``[B, C, h, w]``, query ``[B, C]``."""

@@ -20,6 +20,10 @@ cosine map and they pool the refined (unnormalised) features as a weighted *sum*
 enters the PCM through its own normalised 128-d embedding and the cosine through a separate
 ``dim``-d projection; the SimSiam projector is 3 layers of 2048 with BatchNorm (last without
 affine) and the predictor a 2048-512-2048 bottleneck; the PCM runs 4 refinement cycles.
+
+``freeze_visual`` / ``freeze_audio`` keep an encoder fixed (weights and BatchNorm statistics):
+the original optimised only its VGGish's last layer, the PCM and the SimSiam head, never its
+ImageNet VGG16. Use them with ``visual_weights`` / ``audio_weights``.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ from torch import Tensor, nn
 
 from baselines.encoders import AudioEncoder, VisualEncoder, matched_similarity_map
 from baselines.ezvsl import min_max_normalise
+from baselines.freezing import FreezableEncoders
 from baselines.registry import register
 from dmt_wrap.augment import augment_audio, sample_geometry, warp
 
@@ -165,7 +170,7 @@ def second_view(images: Tensor, audio: Tensor, crop_scale: tuple[float, float],
 
 
 @register("sspl")
-class SSPL(nn.Module):
+class SSPL(FreezableEncoders):
     """SSPL with a predictive-coding module; map ``[B, h, w]`` is a cosine similarity."""
 
     def __init__(self, encoder_size: str = "resnet18", sample_rate: int = 16000,
@@ -174,7 +179,8 @@ class SSPL(nn.Module):
                  pcm_levels: int = 3, pcm_cycles: int = 4, projection_dim: int = 2048,
                  predictor_hidden_dim: int = 512,
                  crop_scale: tuple[float, float] = (0.8, 1.0), audio_gain_db: float = 6.0,
-                 audio_noise_snr_db: float = 30.0) -> None:
+                 audio_noise_snr_db: float = 30.0, freeze_visual: bool = False,
+                 freeze_audio: bool = False) -> None:
         super().__init__()
         self.crop_scale = crop_scale
         self.audio_gain_db = audio_gain_db
@@ -183,6 +189,7 @@ class SSPL(nn.Module):
                                             output_stride=output_stride)
         self.audio_encoder = AudioEncoder(encoder_size, sample_rate=sample_rate,
                                           weights=audio_weights)
+        self.freeze_encoders(visual=freeze_visual, audio=freeze_audio)
         audio_channels = self.audio_encoder.out_channels
         dim = dim or self.visual_encoder.out_channels
         self.audio_to_pcm = nn.Linear(audio_channels, pcm_audio_dim)

@@ -68,7 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="torch CPU threads (default: the cores left after the data workers; oversubscribed "
                         "threads made a training step 7x slower on a 2-core machine)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<preset>-<methods>)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars; log one line per epoch instead (for logs and nohup)")
     args = p.parse_args(argv)
     if args.method == ["all"]:
         args.method = available()
@@ -99,7 +100,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("dmt_wrap").setLevel(logging.WARNING)
+    # the bars show the epochs; without them, the trainer's one log line per epoch does
+    logging.getLogger("dmt_wrap").setLevel(logging.INFO if args.no_progress else logging.WARNING)
     preset = configured_preset(args)
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) - preset.train.num_workers))
     args.out.mkdir(parents=True, exist_ok=True)

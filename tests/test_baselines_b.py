@@ -145,9 +145,10 @@ def test_attention10k_temperature_sharpens_the_attention():
         tiny_network("attention10k", attention_temperature=0)
 
 
+@pytest.mark.parametrize("method", ["attention10k", "sspl"])
 @pytest.mark.parametrize("frozen", ["visual_encoder", "audio_encoder"])
-def test_attention10k_frozen_encoder_keeps_weights_and_statistics(frozen):
-    net = tiny_network("attention10k", **{f"freeze_{frozen.split('_')[0]}": True}).train()
+def test_frozen_encoder_keeps_weights_and_statistics(method, frozen):
+    net = tiny_network(method, **{f"freeze_{frozen.split('_')[0]}": True}).train()
     trained = "audio_encoder" if frozen == "visual_encoder" else "visual_encoder"
     assert not getattr(net, frozen).training and getattr(net, trained).training
     before = {k: v.clone() for k, v in getattr(net, frozen).state_dict().items()}

@@ -24,11 +24,14 @@ def tiny_preset(monkeypatch, tmp_path):
     return tiny
 
 
-def test_run_writes_tables_json_and_plots_and_resumes(tiny_preset, tmp_path):
+def test_run_writes_tables_json_and_plots_and_resumes(tiny_preset, tmp_path, caplog):
     out = tmp_path / "out"
     argv = ["--method", "ezvsl", "--quick", "--variants", "naive", "dmt", "--out", str(out), "--no-progress",
             "--threads", "1"]
     assert run.main(argv) == 0
+    # without progress bars every epoch is logged, with its losses and test scores
+    epochs = [r.getMessage() for r in caplog.records if r.name == "dmt_wrap" and r.getMessage().startswith("epoch")]
+    assert len(epochs) >= 4 and all("test_ciou50=" in line for line in epochs)
     markdown = (out / "results.md").read_text()
     assert "NOT meaningful" in markdown and "naive semi-supervised" in markdown and "reference: oracle" in markdown
     payload = json.loads((out / "results.json").read_text())
