@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import run  # noqa: E402
+from report import command_line  # noqa: E402
 from dmt_wrap.datasets.composed import TIERS  # noqa: E402
 
 HEADROOM_METRICS = (("ciou50", "CIoU@0.5"), ("pointing", "pointing"), ("area_iou", "area IoU"))
@@ -83,10 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             return code
         results[tier] = json.loads((folder / "results.json").read_text())
     rows = headroom_rows(results)
-    command = " ".join(sys.argv[1:] if argv is None else argv)
     warning = ("" if all(r["meaningful"] for r in results.values())
                else "**--quick run: checks the whole path; these numbers are NOT meaningful.**\n\n")
-    markdown = (f"# Headroom per tier ({args.method})\n\n{warning}Command: `python benchmarks/headroom.py {command}`\n"
+    markdown = (f"# Headroom per tier ({args.method})\n\n{warning}Command: `{command_line('headroom.py', argv)}`\n"
                 f"Metrics in %, means over seeds; headroom = fully supervised ceiling - naive semi-supervised. "
                 f"Per-tier tables: {args.out}/<tier>/results.md\n\n{headroom_markdown(rows)}\n")
     (args.out / "headroom.md").write_text(markdown)

@@ -36,6 +36,7 @@ from dmt_wrap import DualMeanTeacher  # noqa: E402
 from dmt_wrap.datasets.composed import load_eval_set  # noqa: E402
 from dmt_wrap.filtering import make_pseudo_labels  # noqa: E402
 from dmt_wrap.metrics import minmax_normalise, pointing_game, upsample_maps  # noqa: E402
+from report import command_line  # noqa: E402
 
 
 def peak_places(maps: torch.Tensor, sounding: torch.Tensor, objects: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -168,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         raise SystemExit(f"{args.out}: no finished job (jobs/<method>/<ratio>/<seed>/<variant>/model.pt with "
                          "settings.json); run benchmarks/run.py --out there first")
-    text = (f"# Where the maps point\n\nCommand: `python benchmarks/pointing_breakdown.py "
-            f"{' '.join(sys.argv[1:] if argv is None else argv)}`\n"
+    text = (f"# Where the maps point\n\nCommand: `{command_line('pointing_breakdown.py', argv)}`\n"
             f"Shares of test scenes in %; silent/sounding: mean normalised map value on the silent object "
             f"over that on the sounding one (scenes with a silent object).\n\n{markdown(rows)}\n")
     if label_rows:

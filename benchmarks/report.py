@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,12 @@ import numpy as np  # noqa: E402
 
 METRICS = (("ciou50", "CIoU@0.5"), ("auc", "AUC"), ("pointing", "pointing"), ("area_iou", "area IoU"),
            ("pixel_ap", "pixel AP"))
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """The command that wrote a report, quoted so that it can be pasted into a shell
+    (``--network-args`` JSON has spaces and quotes). ``argv=None``: this process's arguments."""
+    return f"python benchmarks/{script} {shlex.join(sys.argv[1:] if argv is None else argv)}"
 
 
 def aggregate(results: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:

@@ -32,7 +32,7 @@ from comparison import Job, reference_scores, run_job  # noqa: E402
 from data import synthetic, real  # noqa: E402
 from dmt_wrap.datasets.composed import TIERS  # noqa: E402
 from presets import PRESETS, Preset  # noqa: E402
-from report import aggregate, gains_table, method_table, plot_curves, plot_ratio_curve, write_json  # noqa: E402
+from report import aggregate, command_line, gains_table, method_table, plot_curves, plot_ratio_curve, write_json  # noqa: E402
 from variants import ABLATION_VARIANTS, DEFAULT_VARIANTS, VARIANTS  # noqa: E402
 
 log = logging.getLogger("benchmarks")
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if not preset.meaningful:
         header += ["**--quick run: checks the whole path; these numbers are NOT meaningful.**", ""]
     header += [f"Data: {d}" for d in sorted(descriptions)]
-    header += [f"Command: `python benchmarks/run.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+    header += [f"Command: `{command_line('run.py', argv)}`",
                f"Seeds: {args.seeds}; metrics in % (mean ± std over seeds when several); equal updates per "
                f"network: {preset.train.warmup_steps} warm-up + {preset.train.steps} steps.", ""]
     sections = []

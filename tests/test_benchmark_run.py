@@ -45,6 +45,15 @@ def test_run_writes_tables_json_and_plots_and_resumes(tiny_preset, tmp_path, cap
     assert (out / "jobs" / "ezvsl" / "ratio0.03" / "seed0" / "dmt" / "result.json").stat().st_mtime == done
 
 
+def test_reports_name_a_command_that_pastes_back_into_a_shell():
+    import shlex
+
+    from report import command_line
+
+    argv = ["--method", "sspl", "--network-args", '{"freeze_visual": true, "visual_weights": "my dir/v.pth"}']
+    assert shlex.split(command_line("run.py", argv)) == ["python", "benchmarks/run.py", *argv]
+
+
 def test_unknown_method_is_refused_with_the_choices(capsys):
     with pytest.raises(SystemExit):
         run.parse_args(["--method", "nope"])
