@@ -32,7 +32,8 @@ from comparison import Job, reference_scores, run_job  # noqa: E402
 from data import synthetic, real  # noqa: E402
 from dmt_wrap.datasets.composed import TIERS  # noqa: E402
 from presets import PRESETS, Preset  # noqa: E402
-from report import aggregate, command_line, gains_table, method_table, plot_curves, plot_ratio_curve, write_json  # noqa: E402
+from report import (aggregate, command_line, gains_table, method_table, plot_curves, plot_ratio_curve,  # noqa: E402
+                    write_json)
 from variants import ABLATION_VARIANTS, DEFAULT_VARIANTS, VARIANTS  # noqa: E402
 
 log = logging.getLogger("benchmarks")
