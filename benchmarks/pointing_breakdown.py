@@ -110,8 +110,10 @@ def pseudo_label_places(model: DualMeanTeacher, test) -> dict[str, float]:
             **{f"pl_on_{k}": v / total for k, v in pixels.items()}}
 
 
-def job_rows(out: Path, methods: list[str] | None) -> tuple[list[dict], list[dict]]:
-    rows, label_rows, tests = [], [], {}
+def finished_jobs(out: Path, methods: list[str] | None):
+    """``(where, model, test scenes)`` for every finished job of a ``run.py`` output folder, each
+    model rebuilt from its ``settings.json`` and each test set loaded once."""
+    tests = {}
     for settings_file in sorted(out.glob("jobs/*/ratio*/seed*/*/settings.json")):
         folder = settings_file.parent
         method, ratio, seed, variant = folder.relative_to(out / "jobs").parts
@@ -125,14 +127,19 @@ def job_rows(out: Path, methods: list[str] | None) -> tuple[list[dict], list[dic
                                        sample_rate=data["sample_rate"], duration=data["duration"])
         model = DualMeanTeacher.load(folder / "model.pt", lambda: build(method, **settings["network"]),
                                      device="cpu")
-        where = {"method": method, "ratio": ratio, "seed": seed, "variant": variant}
+        yield {"method": method, "ratio": ratio, "seed": seed, "variant": variant}, model, tests[key]
+
+
+def job_rows(out: Path, methods: list[str] | None) -> tuple[list[dict], list[dict]]:
+    rows, label_rows = [], []
+    for where, model, test in finished_jobs(out, methods):
         views = [("", model.localize)]
         if model.config.teachers == 2 and model.has_teachers:
-            label_rows.append({**where, **pseudo_label_places(model, tests[key])})
+            label_rows.append({**where, **pseudo_label_places(model, test)})
             views += [(f" ({name})", localize_as(model, inference))
                       for name, inference in (("teacher A", "a"), ("teacher B", "b"), ("students", "students"))]
         for suffix, localize in views:
-            rows.append({**where, "variant": variant + suffix, **breakdown(localize, tests[key])})
+            rows.append({**where, "variant": where["variant"] + suffix, **breakdown(localize, test)})
     return rows, label_rows
 
 

@@ -1,4 +1,4 @@
-"""benchmarks/headroom.py (ceiling minus naive per tier) and benchmarks/pointing_breakdown.py."""
+"""benchmarks/headroom.py (ceiling minus naive per tier), pointing_breakdown.py and sspl_pooling.py."""
 import json
 
 import pytest
@@ -8,6 +8,7 @@ from test_benchmark_run import run, tiny_preset  # noqa: F401  (the fixture)
 
 import headroom  # noqa: E402
 import pointing_breakdown  # noqa: E402
+import sspl_pooling  # noqa: E402
 
 
 def test_headroom_runs_naive_and_ceiling_per_tier_and_tabulates_the_difference(tiny_preset, tmp_path):
@@ -86,3 +87,30 @@ def test_peak_places_splits_sounding_silent_and_background():
 def test_pointing_breakdown_names_the_folder_without_jobs(tmp_path):
     with pytest.raises(SystemExit, match="no finished job"):
         pointing_breakdown.main([str(tmp_path)])
+
+
+def test_sspl_pooling_scores_every_region_of_each_sspl_job_reproducibly(tiny_preset, tmp_path):
+    out = tmp_path / "selfsup"
+    assert run.main(["--method", "sspl", "ezvsl", "--quick", "--variants", "self_supervised", "--out", str(out),
+                     "--no-progress", "--threads", "1"]) == 0
+    assert sspl_pooling.main([str(out)]) == 0
+    rows = json.loads((out / "sspl_pooling.json").read_text())
+    assert [(r["method"], r["variant"]) for r in rows] == [("sspl", "self_supervised")]  # EZ-VSL has no SimSiam
+    assert all(-1 <= rows[0][region] <= 1 for region in sspl_pooling.REGIONS)
+    assert len({rows[0][region] for region in sspl_pooling.REGIONS}) == len(sspl_pooling.REGIONS)
+    assert sspl_pooling.main([str(out)]) == 0 and json.loads((out / "sspl_pooling.json").read_text()) == rows
+    assert sspl_pooling.main([str(out), "--seed", "1"]) == 0
+    assert json.loads((out / "sspl_pooling.json").read_text()) != rows  # other second views
+    with pytest.raises(SystemExit, match="no finished SSPL job"):
+        sspl_pooling.main([str(tmp_path)])
+
+
+def test_sspl_second_view_moves_the_region_masks_with_the_image():
+    from baselines import registry
+
+    net = registry.build("sspl", encoder_size="tiny", sample_rate=8000, crop_scale=(0.5, 0.7))
+    mask = (torch.rand(4, 32, 32, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    images = mask[:, None].expand(4, 3, 32, 32).contiguous()
+    view, _, (moved,) = sspl_pooling.second_view_with_masks(net, images, torch.randn(4, 800), [mask],
+                                                            torch.Generator().manual_seed(0))
+    assert torch.allclose(view[:, 0], moved) and not torch.allclose(moved, mask)
