@@ -36,7 +36,7 @@ from baselines.encoders import AudioEncoder, VisualEncoder, matched_similarity_m
 from baselines.ezvsl import min_max_normalise
 from baselines.freezing import FreezableEncoders
 from baselines.registry import register
-from dmt_wrap.augment import augment_audio, sample_geometry, warp
+from dmt_wrap.augment import GeometricParams, augment_audio, sample_geometry, warp
 
 
 class PredictiveCodingModule(nn.Module):
@@ -155,18 +155,23 @@ def simsiam_sample_losses(prediction_1: Tensor, target_1: Tensor, prediction_2: 
              + F.cosine_similarity(prediction_2, target_1, dim=1)) / 2
 
 
-def second_view(images: Tensor, audio: Tensor, crop_scale: tuple[float, float],
-                audio_gain_db: float, audio_noise_snr_db: float) -> tuple[Tensor, Tensor]:
+def draw_second_view(images: Tensor, audio: Tensor, crop_scale: tuple[float, float],
+                     audio_gain_db: float, audio_noise_snr_db: float | None,
+                     generator: torch.Generator) -> tuple[Tensor, Tensor, GeometricParams]:
     """Per clip: a random flip and resized crop of the image (one batched affine warp) and
-    a random gain and white noise on the waveform, each drawn for that clip alone.
-
-    The draws come from a generator seeded from torch's global RNG, so ``torch.manual_seed``
-    makes them reproducible.
-    """
-    generator = torch.Generator().manual_seed(int(torch.randint(0, 2 ** 62, (1,))))
+    a random gain and white noise on the waveform, each drawn for that clip alone from
+    ``generator``; also the geometry, to move anything aligned with the images along."""
     geometry = sample_geometry(images.shape[0], generator, crop_scale, flip_p=0.5)
-    return warp(images, geometry), augment_audio(audio, generator, audio_gain_db,
-                                                 audio_noise_snr_db, mask_fraction=0.0)
+    return warp(images, geometry), augment_audio(audio, generator, audio_gain_db, audio_noise_snr_db,
+                                                 mask_fraction=0.0), geometry
+
+
+def second_view(images: Tensor, audio: Tensor, crop_scale: tuple[float, float],
+                audio_gain_db: float, audio_noise_snr_db: float | None) -> tuple[Tensor, Tensor]:
+    """The training view of :func:`draw_second_view`, drawn from a generator seeded from
+    torch's global RNG, so ``torch.manual_seed`` makes it reproducible."""
+    generator = torch.Generator().manual_seed(int(torch.randint(0, 2 ** 62, (1,))))
+    return draw_second_view(images, audio, crop_scale, audio_gain_db, audio_noise_snr_db, generator)[:2]
 
 
 @register("sspl")

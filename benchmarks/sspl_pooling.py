@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from baselines.ezvsl import min_max_normalise  # noqa: E402
-from baselines.sspl import SSPL, simsiam_sample_losses  # noqa: E402
+from baselines.sspl import SSPL, draw_second_view, simsiam_sample_losses  # noqa: E402
 from dmt_wrap import DualMeanTeacher  # noqa: E402
-from dmt_wrap.augment import augment_audio, sample_geometry, warp  # noqa: E402
+from dmt_wrap.augment import warp  # noqa: E402
 from pointing_breakdown import batches, finished_jobs  # noqa: E402
 from report import command_line  # noqa: E402
 
@@ -40,9 +40,9 @@ REGIONS = ("sounding object", "background", "own attention", "uniform")
 def second_view_with_masks(net: SSPL, images: Tensor, audio: Tensor, masks: list[Tensor],
                            generator: torch.Generator) -> tuple[Tensor, Tensor, list[Tensor]]:
     """SSPL's second view of a batch, with each ``[B, H, W]`` mask warped by the same geometry."""
-    geometry = sample_geometry(images.shape[0], generator, net.crop_scale, flip_p=0.5)
-    audio = augment_audio(audio, generator, net.audio_gain_db, net.audio_noise_snr_db, mask_fraction=0.0)
-    return warp(images, geometry), audio, [warp(mask, geometry) for mask in masks]
+    view_images, view_audio, geometry = draw_second_view(images, audio, net.crop_scale, net.audio_gain_db,
+                                                         net.audio_noise_snr_db, generator)
+    return view_images, view_audio, [warp(mask, geometry) for mask in masks]
 
 
 def region_weights(cosine: Tensor, sounding: Tensor, objects: Tensor) -> dict[str, Tensor]:
