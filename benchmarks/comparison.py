@@ -2,12 +2,14 @@
 
 Each finished job writes ``result.json`` in its own folder; an interrupted job resumes
 from its training checkpoint (``ckpt/last.pt``). Re-running a comparison with the same
-``--out`` therefore skips what is done and continues what was cut.
+``--out`` therefore skips what is done and continues what was cut. Several processes may
+share one ``--out``: a job is trained under an exclusive lock on its folder (a second
+process asking for the same job waits, then reuses the result), and every file is written
+atomically.
 """
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +23,15 @@ from dmt_wrap import DMTConfig, DualMeanTeacher
 from dmt_wrap.evaluation import evaluate_model
 
 from data import ComparisonData
+from files import job_lock, write_atomic
 from presets import Preset
 from variants import Variant
+
+#: Two-network variants are also scored with one network alone (``inference="a"``): for DMT
+#: teacher A, which starts from the same weights and data order as the naive network; for
+#: the naive ensemble its network A, which trains exactly as the naive variant does.
+SINGLE_NETWORK = "a"
+
 
 @dataclass(frozen=True)
 class Job:
@@ -52,7 +61,14 @@ def training_sets(data: ComparisonData, variant: Variant):
 
 def run_job(job: Job, preset: Preset, data: ComparisonData, out: Path, device: str | None,
             progress: bool = True) -> dict[str, Any]:
+    """Train and score one job, or reuse its stored result; safe to call from several processes."""
     folder = job.folder(out)
+    with job_lock(folder):
+        return _run_locked(job, preset, data, folder, device, progress)
+
+
+def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, device: str | None,
+                progress: bool) -> dict[str, Any]:
     result_file = folder / "result.json"
     config = job.variant.config(preset.train.replace(seed=job.seed))
     settings = {"train": config.to_dict(), "network": preset.network_kwargs(job.method),
@@ -61,8 +77,7 @@ def run_job(job: Job, preset: Preset, data: ComparisonData, out: Path, device: s
     check_same_settings(folder, settings)
     if result_file.exists():
         return json.loads(result_file.read_text())
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "settings.json").write_text(json.dumps(settings, indent=1))
+    write_atomic(folder / "settings.json", json.dumps(settings, indent=1))
     model = DualMeanTeacher(backbone_factory(job.method, preset), config, device=device)
     curve_set = Subset(data.test, range(min(preset.curve_size, len(data.test))))
     batch = config.batch_size
@@ -77,19 +92,23 @@ def run_job(job: Job, preset: Preset, data: ComparisonData, out: Path, device: s
                         eval_fn=curve_point)
     train_seconds = sum(row["seconds"] for row in history)
     scores = evaluate_model(model.localize, data.test, batch_size=batch, device=model.device, progress=False)
+    network_scores = {}
+    if len(model.inference_networks()) > 1:
+        def one_network(images, audio):
+            return model.localize(images, audio, inference=SINGLE_NETWORK)
+        network_scores[SINGLE_NETWORK] = evaluate_model(one_network, data.test, batch_size=batch,
+                                                        device=model.device, progress=False)
     stage2 = [row for row in history if row["stage"] == "unbiased" and "keep_rate" in row]
     result = {
         "method": job.method, "variant": job.variant.name, "ratio": job.ratio, "seed": job.seed,
-        "scores": scores, "train_seconds": round(train_seconds, 1),
+        "scores": scores, "network_scores": network_scores, "train_seconds": round(train_seconds, 1),
         "wall_seconds_this_run": round(time.perf_counter() - start, 1),
         "updates_per_network": config.warmup_steps + config.steps if job.variant.labels != "none" else config.steps,
         "keep_rate": _mean(stage2, "keep_rate"), "pseudo_precision": _mean(stage2, "pseudo_precision"),
         "pseudo_iou": _mean(stage2, "pseudo_iou"), "history": history, "config": config.to_dict(),
     }
     model.save(folder / "model.pt")
-    partial = result_file.with_suffix(".json.tmp")  # a kill mid-write must not leave a half file behind
-    partial.write_text(json.dumps(result, indent=1))
-    os.replace(partial, result_file)
+    write_atomic(result_file, json.dumps(result, indent=1))
     return result
 
 

@@ -98,8 +98,7 @@ def pseudo_label_places(model: DualMeanTeacher, test) -> dict[str, float]:
     cfg, kept, pixels = model.config, [], {"sounding": 0.0, "silent": 0.0, "background": 0.0}
     teacher_a, teacher_b = localize_as(model, "a"), localize_as(model, "b")
     for images, audio, sounding, objects in batches(test):
-        labels = make_pseudo_labels(teacher_a(images, audio), teacher_b(images, audio), cfg.delta, cfg.tau,
-                                    cfg.noise_filter, cfg.pseudo_label, cfg.pseudo_label_shape, cfg.delta_mode)
+        labels = make_pseudo_labels(teacher_a(images, audio), teacher_b(images, audio), cfg.pseudo_labels)
         label, truth, objects = labels.labels > 0, sounding > 0, objects > 0
         kept.append(labels.keep)
         pixels["sounding"] += float((label & truth).sum())

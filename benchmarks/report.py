@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import shlex
 import sys
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from files import write_atomic  # noqa: E402
+
 METRICS = (("ciou50", "CIoU@0.5"), ("auc", "AUC"), ("pointing", "pointing"), ("area_iou", "area IoU"),
            ("pixel_ap", "pixel AP"))
 
@@ -22,6 +27,98 @@ def command_line(script: str, argv: list[str] | None) -> str:
     """The command that wrote a report, quoted so that it can be pasted into a shell
     (``--network-args`` JSON has spaces and quotes). ``argv=None``: this process's arguments."""
     return f"python benchmarks/{script} {shlex.join(sys.argv[1:] if argv is None else argv)}"
+
+
+#: The single-network scores of two-network variants get rows of their own (see ``comparison.SINGLE_NETWORK``).
+SINGLE_NETWORK_SUFFIX = "@A"
+#: DMT's paired differences against these variants, in the gains tables and the gains JSON.
+PAIRED_BASELINES = ("naive", "naive_ensemble", "single_teacher", "dmt" + SINGLE_NETWORK_SUFFIX)
+GAIN_FIELDS = ("ciou50", "auc", "pointing", "keep_rate", "pseudo_precision")
+
+
+def with_single_network_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``results`` plus, for each two-network job, a row scored with network A alone
+    (variant ``<name>@A``: DMT's teacher A, the naive ensemble's network A)."""
+    extra = [{**r, "variant": r["variant"] + SINGLE_NETWORK_SUFFIX, "scores": r["network_scores"]["a"]}
+             for r in results if r.get("network_scores", {}).get("a")]
+    return results + extra
+
+
+def paired_difference(per_seed: dict[str, dict[int, dict[str, Any]]], variant: str, baseline: str,
+                      metric: str = "ciou50") -> dict[str, Any] | None:
+    """``variant`` minus ``baseline`` on ``metric``, paired by seed: the per-seed differences,
+    their mean, standard error (sample std / sqrt(n); None for one seed), and in how many seeds
+    the difference has the mean's sign. None when the two share no seed."""
+    if variant not in per_seed or baseline not in per_seed:
+        return None
+    seeds = sorted(set(per_seed[variant]) & set(per_seed[baseline]))
+    diffs = [per_seed[variant][s][metric] - per_seed[baseline][s][metric] for s in seeds
+             if per_seed[variant][s].get(metric) is not None and per_seed[baseline][s].get(metric) is not None]
+    if not diffs:
+        return None
+    values = np.array(diffs)
+    mean = float(values.mean())
+    stderr = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None
+    agree = int(np.sum(np.sign(values) == np.sign(mean))) if mean != 0 else 0
+    return {"seeds": seeds, "differences": diffs, "mean": mean, "stderr": stderr, "agree": agree}
+
+
+def gains_payload(results: list[dict[str, Any]], ratio: float) -> dict[str, Any]:
+    """Per method, per variant, per seed: CIoU@0.5, AUC, pointing, keep rate, pseudo-label
+    precision (fractions), and DMT's paired differences against ``PAIRED_BASELINES``."""
+    methods: dict[str, dict[str, dict[int, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
+    for r in with_single_network_rows(results):
+        if r["ratio"] != ratio:
+            continue
+        row = {k: r["scores"][k] for k in ("ciou50", "auc", "pointing")}
+        row.update({k: r.get(k) for k in ("keep_rate", "pseudo_precision")})
+        if not row["keep_rate"]:  # nothing kept: the precision of no label is not 0, it is undefined
+            row["pseudo_precision"] = None
+        methods[r["method"]][r["variant"]][r["seed"]] = row
+    for variants in methods.values():
+        # the naive ensemble's network A trains exactly as the naive network does (same build seed, data
+        # order and per-step randomness; tests/test_pseudo_label_options.py), so it stands in for naive
+        if "naive" not in variants and "naive_ensemble" + SINGLE_NETWORK_SUFFIX in variants:
+            variants["naive"] = variants["naive_ensemble" + SINGLE_NETWORK_SUFFIX]
+    paired = {m: {f"dmt-{b}": {metric: paired_difference(v, "dmt", b, metric) for metric in ("ciou50", "pointing")}
+                  for b in PAIRED_BASELINES if b in v and "dmt" in v}
+              for m, v in methods.items()}
+    return {"ratio": ratio, "methods": {m: {v: {str(s): row for s, row in sorted(seeds.items())}
+                                            for v, seeds in variants.items()} for m, variants in methods.items()},
+            "paired": paired}
+
+
+def format_difference(diff: dict[str, Any] | None) -> str:
+    """``+3.1 ± 1.2 (3/3)``: mean ± s.e. in points, and how many seeds agree in sign."""
+    if diff is None:
+        return "—"
+    spread = f" ± {diff['stderr'] * 100:.1f}" if diff["stderr"] is not None else ""
+    return f"{diff['mean'] * 100:+.1f}{spread} ({diff['agree']}/{len(diff['differences'])})"
+
+
+def paired_gains_table(payload: dict[str, Any], metric: str = "ciou50") -> str:
+    """DMT minus each control, paired by seed, one row per method, with the mean over methods."""
+    head = ["method", "seeds"] + [f"DMT − {b}" for b in PAIRED_BASELINES] + ["DMT keep rate", "DMT PL precision"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    means: dict[str, list[float]] = defaultdict(list)
+    for method, variants in payload["methods"].items():
+        pairs = payload["paired"].get(method, {})
+        dmt = variants.get("dmt", {})
+        cells = [method, str(len(dmt))]
+        for b in PAIRED_BASELINES:
+            diff = pairs.get(f"dmt-{b}", {}).get(metric)
+            cells.append(format_difference(diff))
+            if diff is not None:
+                means[b].append(diff["mean"])
+        for field in ("keep_rate", "pseudo_precision"):
+            values = [row[field] for row in dmt.values() if row.get(field) is not None]
+            cells.append(f"{np.mean(values) * 100:.1f}" if values else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(payload["methods"]) > 1:
+        cells = ["*mean over methods*", ""] + [f"{np.mean(means[b]) * 100:+.1f}" if means[b] else "—"
+                                               for b in PAIRED_BASELINES] + ["", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def aggregate(results: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
@@ -109,8 +206,7 @@ def plot_curves(results: list[dict[str, Any]], path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_ratio_curve(methods: list[str], ratios: list[float], table: dict[tuple, dict[str, Any]], path: Path) -> None:
@@ -128,9 +224,25 @@ def plot_ratio_curve(methods: list[str], ratios: list[float], table: dict[tuple,
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Atomic write: several comparisons may share one output folder."""
+    write_atomic(path, text)
 
 
 def write_json(path: Path, payload: Any) -> None:
-    path.write_text(json.dumps(payload, indent=1, default=str))
+    write_text(path, json.dumps(payload, indent=1, default=str))
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Save ``fig`` to ``path`` atomically and close it."""
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(handle)
+    try:
+        fig.savefig(temp, dpi=110)
+        os.replace(temp, path)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+        plt.close(fig)

@@ -32,8 +32,9 @@ from comparison import Job, reference_scores, run_job  # noqa: E402
 from data import synthetic, real  # noqa: E402
 from dmt_wrap.datasets.composed import TIERS  # noqa: E402
 from presets import PRESETS, Preset  # noqa: E402
-from report import (aggregate, command_line, gains_table, method_table, plot_curves, plot_ratio_curve,  # noqa: E402
-                    write_json)
+from report import (SINGLE_NETWORK_SUFFIX, aggregate, command_line, gains_payload, gains_table,  # noqa: E402
+                    method_table, paired_gains_table, plot_curves, plot_ratio_curve, with_single_network_rows,
+                    write_json, write_text)
 from variants import ABLATION_VARIANTS, DEFAULT_VARIANTS, VARIANTS  # noqa: E402
 
 log = logging.getLogger("benchmarks")
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                  result["scores"]["ciou50"], result["scores"]["pointing"], result["train_seconds"])
         results.append(result)
 
-    table = aggregate(results)
+    table = aggregate(with_single_network_rows(results))
     header = [f"# DMT comparison ({preset.name} preset)", ""]
     if not preset.meaningful:
         header += ["**--quick run: checks the whole path; these numbers are NOT meaningful.**", ""]
@@ -137,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                f"network: {preset.train.warmup_steps} warm-up + {preset.train.steps} steps.", ""]
     sections = []
     pairs = [(v.name, v.title) for v in variants]
+    pairs += [(v.name + SINGLE_NETWORK_SUFFIX, f"{v.title}, network A alone") for v in variants
+              if any(r["variant"] == v.name and r.get("network_scores", {}).get("a") for r in results)]
     for method in args.method:
         for ratio in args.label_ratio:
             sections.append(f"## {method}, label ratio {ratio:g}\n\n" + method_table(method, ratio, table, pairs,
@@ -145,8 +148,15 @@ def main(argv: list[str] | None = None) -> int:
         for ratio in args.label_ratio:
             sections.append(f"## Gains per method (CIoU@0.5, label ratio {ratio:g})\n\n"
                             + gains_table(args.method, ratio, table))
+    gains = [gains_payload(results, ratio) for ratio in args.label_ratio]
+    for payload in gains:
+        if any(payload["paired"].values()):
+            sections.append(f"## DMT's paired gains (CIoU@0.5, label ratio {payload['ratio']:g}; mean ± s.e. over "
+                            "seeds, (seeds agreeing in sign / seeds))\n\n" + paired_gains_table(payload))
     markdown = "\n".join(header) + "\n" + "\n\n".join(sections) + "\n"
-    (args.out / "results.md").write_text(markdown)
+    write_text(args.out / "results.md", markdown)
+    write_json(args.out / "gains.json", {"preset": preset.name, "meaningful": preset.meaningful,
+                                         "command": command_line("run.py", argv), "ratios": gains})
     write_json(args.out / "results.json", {
         "preset": preset.name, "meaningful": preset.meaningful, "data": sorted(descriptions),
         "references": references,

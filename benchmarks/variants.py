@@ -27,6 +27,7 @@ class Variant:
 DEFAULT_VARIANTS = (
     Variant("self_supervised", "self-supervised (0 labels)", "self_supervised", "none"),
     Variant("naive", "naive semi-supervised", "naive", "ratio"),
+    Variant("naive_ensemble", "naive ensemble (DMT's two networks, no teachers)", "naive_ensemble", "ratio"),
     Variant("single_teacher", "single mean teacher", "single_teacher", "ratio"),
     Variant("dmt", "DMT (dual teachers, filter, IPL)", "dmt", "ratio"),
     Variant("fully_supervised", "fully supervised (100% labels)", "fully_supervised", "all"),

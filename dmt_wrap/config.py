@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 from .augment import MILD_AUGMENT, AugmentConfig
-from .filtering import COMBINE_RULES, DELTA_MODES, LABEL_SHAPES
+from .filtering import CombineRule, DeltaMode, LabelShape, PseudoLabelConfig
 from .losses import MAP_LOSSES
+
+Inference = Literal["mean", "a", "b", "students"]
+PseudoLossNorm = Literal["kept", "unlabeled", "mixed"]
 
 
 @dataclass(frozen=True)
@@ -24,8 +27,25 @@ class DMTConfig:
     each map rescaled to span [0, 1] (for networks whose calibrated maps stay under an
     absolute ``delta``: keep rate 0); ``pseudo_label`` combines the two teachers'
     masks; ``pseudo_label_shape="box"`` fills each pseudo-label's bounding box (for data
-    whose ground truth is boxes). ``rampup_steps`` ramps ``lambda_u`` up linearly at the
-    start of stage 2.
+    whose ground truth is boxes; ``component_box`` the box of the connected piece holding the
+    teachers' peak); ``max_label_area`` drops labels covering more of the image than that.
+    ``rampup_steps`` ramps ``lambda_u`` up linearly at the start of stage 2.
+
+    ``pseudo_loss_norm`` says what the summed pseudo-label loss is divided by: ``kept`` the
+    number of kept samples (the pseudo term then weighs as much as the labeled term whatever
+    the keep rate, so one kept sample weighs as much as the whole labeled batch), ``unlabeled``
+    the unlabeled batch size (FixMatch's convention: a kept sample weighs as much as any other
+    unlabeled one), ``mixed`` one mean over the mixed batch (labeled + kept: every sample
+    weighs the same, the labeled term included).
+
+    ``unlabeled_augment``: when set, the unlabeled part of each student's mixed batch gets this
+    view instead of ``augment`` (e.g. the strong view on unlabeled samples only, so that the
+    students do not see the teachers' own view). ``recalibrate_teachers``: when stage 2 starts,
+    refit each teacher's calibration bias on its eval-mode maps of the first unlabeled batch, so
+    that ``delta`` applies to the maps the teachers threshold (dropout, momentum branches and
+    BatchNorm make eval-mode maps differ from the train-mode ones the calibration was fitted on).
+    ``ensemble``: with ``teachers=0``, train two independent networks (pair A's and B's seeds
+    and data orders) and average their maps at inference: the naive-ensemble control.
     """
 
     # schedule
@@ -39,19 +59,24 @@ class DMTConfig:
     # method
     teachers: int = 2
     noise_filter: bool = True
-    pseudo_label: str = "intersection"
-    pseudo_label_shape: str = "mask"
+    pseudo_label: CombineRule = "intersection"
+    pseudo_label_shape: LabelShape = "mask"
+    max_label_area: float = 1.0
     delta: float = 0.5
-    delta_mode: str = "absolute"
+    delta_mode: DeltaMode = "absolute"
     tau: float = 0.5
     ema_decay: float = 0.99
     lambda_u: float = 1.0
     rampup_steps: int = 0
+    pseudo_loss_norm: PseudoLossNorm = "kept"
     lambda_c: float = 0.1
     use_labels: bool = True
-    map_loss: str = "bce"
-    inference: str = "mean"
+    map_loss: Literal["bce", "bce_dice"] = "bce"
+    inference: Inference = "mean"
+    ensemble: bool = False
+    recalibrate_teachers: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    unlabeled_augment: AugmentConfig | None = None
     # engineering
     seed: int = 0
     num_workers: int = 0
@@ -61,12 +86,15 @@ class DMTConfig:
     def __post_init__(self) -> None:
         checks = {
             "teachers": self.teachers in (0, 1, 2),
-            "pseudo_label": self.pseudo_label in COMBINE_RULES,
-            "pseudo_label_shape": self.pseudo_label_shape in LABEL_SHAPES,
+            "pseudo_label": self.pseudo_label in get_args(CombineRule),
+            "pseudo_label_shape": self.pseudo_label_shape in get_args(LabelShape),
+            "max_label_area": 0.0 < self.max_label_area <= 1.0,
+            "pseudo_loss_norm": self.pseudo_loss_norm in get_args(PseudoLossNorm),
             "map_loss": self.map_loss in MAP_LOSSES,
-            "inference": self.inference in ("mean", "a", "b", "students"),
+            "inference": self.inference in get_args(Inference),
+            "ensemble": not self.ensemble or self.teachers == 0,
             "delta": 0.0 < self.delta < 1.0,
-            "delta_mode": self.delta_mode in DELTA_MODES,
+            "delta_mode": self.delta_mode in get_args(DeltaMode),
             "tau": 0.0 <= self.tau <= 1.0,
             "ema_decay": 0.0 <= self.ema_decay < 1.0,
             "steps": self.steps >= 0 and self.warmup_steps >= 0,
@@ -78,8 +106,8 @@ class DMTConfig:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid DMTConfig value(s) for {bad}: {self.summary(bad)}")
-        if self.inference == "b" and self.teachers < 2:
-            raise ValueError("inference='b' needs two teachers (teachers=2).")
+        if self.inference == "b" and self.num_networks < 2:
+            raise ValueError("inference='b' needs two networks (teachers=2, or ensemble=True).")
 
     def summary(self, names: list[str] | None = None) -> str:
         return ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
@@ -87,7 +115,14 @@ class DMTConfig:
 
     @property
     def num_networks(self) -> int:
-        return 2 if self.teachers == 2 else 1
+        return 2 if self.teachers == 2 or self.ensemble else 1
+
+    @property
+    def pseudo_labels(self) -> PseudoLabelConfig:
+        """The pseudo-label rule these settings describe."""
+        return PseudoLabelConfig(delta=self.delta, tau=self.tau, noise_filter=self.noise_filter,
+                                 combine=self.pseudo_label, shape=self.pseudo_label_shape,
+                                 delta_mode=self.delta_mode, max_area=self.max_label_area)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,10 +130,10 @@ class DMTConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "DMTConfig":
         values = dict(values)
-        augment = values.pop("augment", None)
-        if isinstance(augment, dict):
-            values["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                                 for k, v in augment.items()})
+        for name in ("augment", "unlabeled_augment"):
+            if isinstance(values.get(name), dict):
+                values[name] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                                for k, v in values[name].items()})
         return cls(**values)
 
     def replace(self, **changes: Any) -> "DMTConfig":
@@ -115,6 +150,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "no_ipl_union": {"pseudo_label": "union"},
     "no_ipl_first": {"pseudo_label": "first"},
     "naive": {"teachers": 0},
+    "naive_ensemble": {"teachers": 0, "ensemble": True},
     "self_supervised": {"teachers": 0, "use_labels": False, "warmup_steps": 0,
                         "augment": MILD_AUGMENT},
     "fully_supervised": {"teachers": 0},

@@ -1,20 +1,60 @@
 """Consensus noise filtering and intersection of pseudo-labels (IPL), as pure functions.
 
 All functions work on batched confidence maps ``[B, H, W]`` in [0, 1], on any device,
-without host syncs or loops over samples.
+without host syncs or loops over samples (the connected-component shapes iterate a
+dilation a bounded number of times).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .metrics import minmax_normalise
 
-COMBINE_RULES = ("intersection", "union", "first")
-LABEL_SHAPES = ("mask", "box")
-DELTA_MODES = ("absolute", "relative")
+CombineRule = Literal["intersection", "union", "first"]
+LabelShape = Literal["mask", "box", "component", "component_box"]
+DeltaMode = Literal["absolute", "relative"]
+COMBINE_RULES: tuple[str, ...] = get_args(CombineRule)
+LABEL_SHAPES: tuple[str, ...] = get_args(LabelShape)
+DELTA_MODES: tuple[str, ...] = get_args(DeltaMode)
+
+
+@dataclass(frozen=True)
+class PseudoLabelConfig:
+    """How two teachers' confidence maps become pseudo-labels (``DMTConfig.pseudo_labels``).
+
+    * ``delta``: the confidence a pixel needs (``delta_mode="relative"``: a fraction of the way
+      from each map's minimum to its maximum, for networks whose calibrated confidence rarely
+      reaches an absolute ``delta``);
+    * ``tau``, ``noise_filter``: keep a sample when the consensus IoU of the two masks is >= tau;
+    * ``combine``: ``intersection`` (IPL), ``union``, or ``first`` (teacher A's mask);
+    * ``shape``: ``mask`` as combined; ``box`` its filled bounding box (for box ground truth);
+      ``component`` the connected piece of the mask that holds the teachers' peak (stray
+      patches elsewhere dropped); ``component_box`` that piece's box (a box of the whole mask
+      stretches across disconnected patches);
+    * ``max_area``: a sample whose final label covers more than this share of the image is
+      not kept (a label as large as the image says nothing about where the sound is).
+    """
+
+    delta: float = 0.5
+    tau: float = 0.5
+    noise_filter: bool = True
+    combine: CombineRule = "intersection"
+    shape: LabelShape = "mask"
+    delta_mode: DeltaMode = "absolute"
+    max_area: float = 1.0
+
+    def __post_init__(self) -> None:
+        choices = {"combine": COMBINE_RULES, "shape": LABEL_SHAPES, "delta_mode": DELTA_MODES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"pseudo-label {name} must be one of {allowed}, got {getattr(self, name)!r}.")
+        if not 0.0 < self.max_area <= 1.0:
+            raise ValueError(f"pseudo-label max_area must lie in (0, 1], got {self.max_area!r}.")
 
 
 @dataclass
@@ -59,53 +99,59 @@ def fill_boxes(masks: Tensor) -> Tensor:
     return in_rows[:, :, None] & in_cols[:, None, :]
 
 
-def make_pseudo_labels(
-    prob_a: Tensor,
-    prob_b: Tensor | None,
-    delta: float = 0.5,
-    tau: float = 0.5,
-    noise_filter: bool = True,
-    combine: str = "intersection",
-    shape: str = "mask",
-    delta_mode: str = "absolute",
-) -> PseudoLabels:
-    """Filter and combine two teachers' confidence maps into pseudo-labels.
+def peak_component(masks: Tensor, scores: Tensor) -> Tensor:
+    """The 8-connected component of each boolean mask ``[B, H, W]`` holding its highest score.
 
-    * two teachers, ``noise_filter``: keep consensus IoU >= tau (DESIGN.md section 2);
-    * ``combine``: ``intersection`` (IPL), ``union``, or ``first`` (teacher A's mask);
-    * one teacher (``prob_b is None``): its own mask, kept when not empty;
-    * ``shape="box"`` replaces each label by the filled box of its mask, for data whose
-      ground truth is boxes;
-    * ``delta_mode="relative"`` thresholds each map after rescaling it to span [0, 1]
-      (``delta`` is then a fraction of the way from the map's minimum to its maximum), for
-      networks whose calibrated confidence rarely reaches an absolute ``delta``;
-    * a sample whose final label is empty is never kept.
+    A flood fill from the best-scoring masked pixel: repeated 3x3 dilation restricted to the
+    mask, until nothing grows (checked every 16 dilations, so the host syncs stay few). Empty
+    masks stay empty.
     """
-    if combine not in COMBINE_RULES:
-        raise ValueError(f"combine must be one of {COMBINE_RULES}, got {combine!r}.")
-    if shape not in LABEL_SHAPES:
-        raise ValueError(f"pseudo-label shape must be one of {LABEL_SHAPES}, got {shape!r}.")
-    if delta_mode not in DELTA_MODES:
-        raise ValueError(f"delta_mode must be one of {DELTA_MODES}, got {delta_mode!r}.")
-    if delta_mode == "relative":
+    flat_scores = torch.where(masks, scores, torch.full_like(scores, -torch.inf)).flatten(1)
+    seed = torch.zeros_like(masks).flatten(1)
+    seed.scatter_(1, flat_scores.argmax(1, keepdim=True), True)
+    region = seed.view_as(masks) & masks
+    mask_f = masks[:, None].float()
+    for _ in range(0, masks.shape[1] * masks.shape[2], 16):
+        before = region
+        grown = region[:, None].float()
+        for _ in range(16):
+            grown = F.max_pool2d(grown, 3, stride=1, padding=1) * mask_f
+        region = grown[:, 0] > 0
+        if torch.equal(region, before):
+            break
+    return region
+
+
+def make_pseudo_labels(prob_a: Tensor, prob_b: Tensor | None,
+                       config: PseudoLabelConfig | None = None) -> PseudoLabels:
+    """Filter and combine two teachers' confidence maps into pseudo-labels (see ``PseudoLabelConfig``).
+
+    One teacher (``prob_b is None``): its own mask, kept when not empty. A sample whose final
+    label is empty, or larger than ``max_area``, is never kept.
+    """
+    cfg = config or PseudoLabelConfig()
+    if cfg.delta_mode == "relative":
         prob_a = minmax_normalise(prob_a)
         prob_b = None if prob_b is None else minmax_normalise(prob_b)
-    mask_a = prob_a >= delta
+    mask_a = prob_a >= cfg.delta
     if prob_b is None:
         labels = mask_a
         keep = mask_a.flatten(1).any(1)
         iou = torch.ones(prob_a.shape[0], device=prob_a.device)
     else:
-        mask_b = prob_b >= delta
-        if noise_filter:
-            keep, iou = consensus_filter(prob_a, prob_b, delta, tau)
+        mask_b = prob_b >= cfg.delta
+        if cfg.noise_filter:
+            keep, iou = consensus_filter(prob_a, prob_b, cfg.delta, cfg.tau)
         else:
             iou = consensus_iou(mask_a, mask_b)
             keep = torch.ones_like(iou, dtype=torch.bool)
-        labels = {"intersection": mask_a & mask_b, "union": mask_a | mask_b, "first": mask_a}[combine]
-    if shape == "box":
+        labels = {"intersection": mask_a & mask_b, "union": mask_a | mask_b, "first": mask_a}[cfg.combine]
+    if cfg.shape in ("component", "component_box"):
+        labels = peak_component(labels, prob_a if prob_b is None else prob_a + prob_b)
+    if cfg.shape in ("box", "component_box"):
         labels = fill_boxes(labels)
-    keep = keep & labels.flatten(1).any(1)
+    area = labels.flatten(1).float().mean(1)
+    keep = keep & (area > 0) & (area <= cfg.max_area)
     labels = labels & keep[:, None, None]
     return PseudoLabels(keep=keep, labels=labels.float(), consensus_iou=iou)
 

@@ -113,6 +113,7 @@ class Trainer:
         self.checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
         self.progress, self.eval_fn = progress, eval_fn
         self.augmenter = Augmenter(cfg.augment)
+        self.unlabeled_augmenter = Augmenter(cfg.unlabeled_augment) if cfg.unlabeled_augment else None
         self.optimizers = [build_optimizer(s.parameters(), cfg, self.device) for s in model.students]
         self.autocast_enabled = cfg.amp and self.device.type == "cuda"
         self.step = 0
@@ -133,10 +134,15 @@ class Trainer:
             if data is not None and len(data) == 0:  # type: ignore[arg-type]
                 raise ValueError(f"the {name} dataset is empty.")
 
+    def _batch_size(self, labeled: bool) -> int:
+        """Per-rank batch size of the labeled or unlabeled stream (a DataLoader's own, or the config's)."""
+        opts = self.labeled_opts if labeled else self.unlabeled_opts
+        return opts.get("batch_size") or (self.cfg.labeled_batch_size if labeled else self.cfg.batch_size)
+
     def _stream(self, name: str, consumed: int = 0) -> BatchStream:
         labeled = name.startswith("labeled")
         dataset, opts = (self.labeled, self.labeled_opts) if labeled else (self.unlabeled, self.unlabeled_opts)
-        batch = opts.get("batch_size") or (self.cfg.labeled_batch_size if labeled else self.cfg.batch_size)
+        batch = self._batch_size(labeled)
         workers = opts.get("num_workers", self.cfg.num_workers)
         return BatchStream(dataset, batch, derive_seed(self.cfg.seed, "data", name), consumed=consumed,
                            num_workers=workers, pin_memory=self.device.type == "cuda",
@@ -176,31 +182,50 @@ class Trainer:
         into_stage2 = self.step - (cfg.warmup_steps if self._uses_labels() else 0) + 1
         return cfg.lambda_u * min(1.0, max(0.0, into_stage2 / cfg.rampup_steps))
 
-    def _student_loss(self, k: int, labeled: dict[str, Tensor] | None, unlabeled: dict[str, Tensor] | None,
-                      pseudo: PseudoLabels | None, pseudo_norm: Tensor | None) -> Tensor:
-        """One student's loss terms ``[supervised, pseudo, self, total]`` on its mixed batch."""
-        cfg, student = self.cfg, self.students[k]
-        parts_img, parts_audio, parts_target = [], [], []
-        n_lab = 0
+    def _students_view(self, k: int, labeled: dict[str, Tensor] | None, unlabeled: dict[str, Tensor] | None,
+                       pseudo: PseudoLabels | None) -> tuple[Tensor, Tensor, Tensor, int]:
+        """Student ``k``'s augmented mixed batch ``(images, audio, targets, number labeled)``.
+
+        One strong view over the whole batch, or, with ``unlabeled_augment``, the labeled part
+        in ``augment``'s view and the unlabeled part in its own.
+        """
+        parts = []
         if labeled is not None:
-            n_lab = labeled["image"].shape[0]
-            parts_img.append(labeled["image"])
-            parts_audio.append(labeled["audio"])
-            parts_target.append(labeled["mask"] if "mask" in labeled else torch.zeros_like(labeled["image"][:, 0]))
+            target = labeled["mask"] if "mask" in labeled else torch.zeros_like(labeled["image"][:, 0])
+            parts.append((labeled["image"], labeled["audio"], target))
         if unlabeled is not None:
-            parts_img.append(unlabeled["image"])
-            parts_audio.append(unlabeled["audio"])
-            parts_target.append(pseudo.labels if pseudo is not None else torch.zeros_like(unlabeled["image"][:, 0]))
-        images, audio, target = torch.cat(parts_img), torch.cat(parts_audio), torch.cat(parts_target)
-        images, audio, target = self.augmenter.strong(images, audio, self._generator("strong", k), target)
+            target = pseudo.labels if pseudo is not None else torch.zeros_like(unlabeled["image"][:, 0])
+            parts.append((unlabeled["image"], unlabeled["audio"], target))
+        n_lab = labeled["image"].shape[0] if labeled is not None else 0
+        if self.unlabeled_augmenter is None or len(parts) < 2:
+            images, audio, target = (torch.cat(items) for items in zip(*parts))
+            return (*self.augmenter.strong(images, audio, self._generator("strong", k), target), n_lab)
+        views = [self.augmenter.strong(*parts[0][:2], self._generator("strong", k), parts[0][2]),
+                 self.unlabeled_augmenter.strong(*parts[1][:2], self._generator("strong_unlabeled", k), parts[1][2])]
+        images, audio, target = (torch.cat(items) for items in zip(*views))
+        return images, audio, target, n_lab
+
+    def _student_loss(self, k: int, labeled: dict[str, Tensor] | None, unlabeled: dict[str, Tensor] | None,
+                      pseudo: PseudoLabels | None, norms: tuple[Tensor, Tensor] | None) -> Tensor:
+        """One student's loss terms ``[supervised, pseudo, self, total]`` on its mixed batch.
+
+        ``norms``: what the summed supervised and pseudo losses are divided by
+        (``_loss_norms``); ``None`` without pseudo-labels (the supervised term is a plain mean).
+        """
+        cfg, student = self.cfg, self.students[k]
+        images, audio, target, n_lab = self._students_view(k, labeled, unlabeled, pseudo)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast_enabled):
             output = student(self._images(images), audio)
         zero = output.map.new_zeros(()).float()
-        supervised = map_loss(output.map[:n_lab], target[:n_lab], kind=cfg.map_loss) \
-            if n_lab and self._uses_labels() else zero
+        if not (n_lab and self._uses_labels()):
+            supervised = zero
+        elif norms is not None and cfg.pseudo_loss_norm == "mixed":
+            supervised = per_sample_map_loss(output.map[:n_lab], target[:n_lab], cfg.map_loss).sum() / norms[0]
+        else:
+            supervised = map_loss(output.map[:n_lab], target[:n_lab], kind=cfg.map_loss)
         if pseudo is not None:
             losses = per_sample_map_loss(output.map[n_lab:], target[n_lab:], cfg.map_loss)
-            pseudo_loss = (losses * pseudo.keep.to(losses.dtype)).sum() / pseudo_norm
+            pseudo_loss = (losses * pseudo.keep.to(losses.dtype)).sum() / norms[1]
         else:
             pseudo_loss = zero
         if output.self_loss is None:
@@ -228,7 +253,7 @@ class Trainer:
     def _train_step(self, stage: str) -> dict[str, float]:
         cfg = self.cfg
         torch.manual_seed(self._seed("net"))
-        pseudo, pseudo_norm, diagnostics = None, None, {}
+        pseudo, norms, diagnostics = None, None, {}
         unlabeled = None
         if stage == "unbiased" and self.unlabeled is not None:
             unlabeled = self._next("unlabeled", needs_mask=False)
@@ -238,10 +263,8 @@ class Trainer:
                 weak = self.augmenter.weak(unlabeled["image"], self._generator("weak"), *maps)
                 unlabeled = {**unlabeled, "image": weak[0]}
                 probs = self._teacher_probs(unlabeled["image"], unlabeled["audio"])
-                pseudo = make_pseudo_labels(probs[0], probs[1] if len(probs) > 1 else None, cfg.delta, cfg.tau,
-                                            cfg.noise_filter, cfg.pseudo_label, cfg.pseudo_label_shape,
-                                            cfg.delta_mode)
-                pseudo_norm = self._pseudo_norm(pseudo.keep)
+                pseudo = make_pseudo_labels(probs[0], probs[1] if len(probs) > 1 else None, cfg.pseudo_labels)
+                norms = self._loss_norms(pseudo.keep)
                 diagnostics["keep_rate"] = pseudo.keep.float().mean()
                 diagnostics["consensus_iou"] = pseudo.consensus_iou.mean()
                 if truth is not None:
@@ -255,7 +278,7 @@ class Trainer:
             labeled = self._next(f"labeled_{PAIR_NAMES[k]}", needs_mask=cfg.use_labels) \
                 if self._uses_labels() else None
             student.train()
-            loss_terms = self._student_loss(k, labeled, unlabeled, pseudo, pseudo_norm)
+            loss_terms = self._student_loss(k, labeled, unlabeled, pseudo, norms)
             self.optimizers[k].zero_grad(set_to_none=True)
             loss_terms[-1].backward()
             terms.append(loss_terms.detach())
@@ -277,15 +300,25 @@ class Trainer:
         return {name: ((value / rate if rate > 0 else 0.0) if name in KEPT_MEANS else value)
                 for name, value in diagnostics.items()}
 
-    def _pseudo_norm(self, keep: Tensor) -> Tensor:
-        """What each rank divides its summed pseudo loss by: ``max(kept over all ranks, 1) / world size``.
+    def _loss_norms(self, keep: Tensor) -> tuple[Tensor, Tensor]:
+        """What each rank divides its summed supervised and pseudo losses by (``pseudo_loss_norm``).
 
-        DDP averages the ranks' gradients, so this makes the pseudo loss the mean over every
-        kept sample of the global batch, exactly as in one process (a per-rank mean would
-        weigh a rank that kept few samples as much as one that kept many).
+        ``kept``: the pseudo loss is the mean over every kept sample of the global batch,
+        ``max(kept over all ranks, 1) / world size`` per rank (DDP averages the ranks'
+        gradients, so this equals one process; a per-rank mean would weigh a rank that kept
+        few samples as much as one that kept many). ``unlabeled``: the unlabeled batch size.
+        ``mixed``: labeled + kept samples of the global batch, for both terms. The supervised
+        norm is used by ``mixed`` only (otherwise the labeled term is a plain mean).
         """
-        kept = distributed.total(keep.float().sum(), self.world)
-        return kept.clamp_min(1.0) / self.world.size
+        mode, n_unlabeled = self.cfg.pseudo_loss_norm, float(keep.shape[0])
+        if mode == "unlabeled":
+            unlabeled = keep.new_tensor(n_unlabeled, dtype=torch.float)
+            return unlabeled, unlabeled
+        kept = keep.float().sum()
+        if mode == "mixed" and self._uses_labels():
+            kept = kept + self._batch_size(labeled=True)
+        norm = distributed.total(kept, self.world).clamp_min(1.0) / self.world.size
+        return norm, norm
 
     def _to_host(self, terms: Tensor, diagnostics: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Loss terms ``[network, term]`` and diagnostics, averaged over ranks, on the host.
@@ -316,13 +349,30 @@ class Trainer:
         dataset = self.labeled if self._uses_labels() else (self.unlabeled or self.labeled)
         opts = self.labeled_opts if dataset is self.labeled else self.unlabeled_opts
         per_rank = self.cfg.labeled_batch_size if dataset is self.labeled else self.cfg.batch_size
-        size = min(len(dataset), per_rank * self.world.size)  # the first global batch, the same on every rank
-        collate = opts.get("collate_fn", default_collate)
-        batch = as_batch_dict(collate([dataset[i] for i in range(size)]), needs_mask=False, role="first")
+        batch = self._first_batch(dataset, opts, per_rank)
         images = self._images(batch["image"].to(self.device))
         audio = batch["audio"].to(self.device)
         for student in self.model.students:
             student.initialise_from(images, audio)
+
+    def _first_batch(self, dataset: Dataset, opts: dict[str, Any], per_rank: int) -> dict[str, Tensor]:
+        """The dataset's first global batch, the same on every rank, without touching any stream."""
+        size = min(len(dataset), per_rank * self.world.size)
+        collate = opts.get("collate_fn", default_collate)
+        return as_batch_dict(collate([dataset[i] for i in range(size)]), needs_mask=False, role="first")
+
+    def _recalibrate(self) -> None:
+        """Refit each network's eval-mode calibration on the first unlabeled batch (weak view),
+        just before its teacher is copied from it (``recalibrate_teachers``)."""
+        batch = self._first_batch(self.unlabeled, self.unlabeled_opts, self.cfg.batch_size)
+        images = batch["image"].to(self.device)
+        images = self.augmenter.weak(images, torch.Generator().manual_seed(self._seed("recalibrate")))[0]
+        audio = batch["audio"].to(self.device)
+        for k, student in enumerate(self.model.students):
+            scale, shift = student.fit_eval_affine(self._images(images), audio)
+            if self.world.is_main:
+                log.info("network %s: eval-mode calibration refitted (scale %.3f, shift %.3f)", PAIR_NAMES[k],
+                         scale, shift)
 
     def _distribute(self) -> None:
         """Wrap the students in DDP, once their weights are final on every rank.
@@ -376,6 +426,8 @@ class Trainer:
         while self.step < total:
             stage = "warmup" if self.step < warmup else "unbiased"
             if stage == "unbiased" and cfg.teachers > 0 and not self.model.has_teachers:
+                if cfg.recalibrate_teachers:
+                    self._recalibrate()
                 self.model.start_teachers()
             values = self._train_step(stage)
             for name, value in values.items():

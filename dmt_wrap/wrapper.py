@@ -50,7 +50,7 @@ class DualMeanTeacher(nn.Module):
             if not isinstance(net, nn.Module):
                 raise TypeError(f"backbone_factory() returned {type(net).__name__}; it must return an nn.Module "
                                 "meeting the contract in dmt_wrap.contract.")
-            students.append(CalibratedNetwork(net))
+            students.append(CalibratedNetwork(net, eval_affine=config.recalibrate_teachers))
         self.students = nn.ModuleList(students).to(self.device)
         if config.channels_last and self.device.type == "cuda":
             self.students.to(memory_format=torch.channels_last)
@@ -80,14 +80,24 @@ class DualMeanTeacher(nn.Module):
             return images.contiguous(memory_format=torch.channels_last)
         return images
 
-    def inference_networks(self) -> list[nn.Module]:
-        """The networks whose maps are averaged at inference."""
-        if not self.has_teachers:
+    def inference_networks(self, inference: str | None = None) -> list[nn.Module]:
+        """The networks whose maps are averaged at inference (``inference`` overrides the config's).
+
+        With teachers: the teachers (``"students"``: the students). Without: the first network,
+        or the two of a naive ensemble (``ensemble=True``).
+        """
+        choice = inference or self.config.inference
+        if self.has_teachers:
+            nets = list(self.students) if choice == "students" else [t.module for t in self.teachers]
+        elif self.config.ensemble:
+            nets = list(self.students)
+        else:  # one network, or a DMT model before stage 2: its first network answers
             return [self.students[0]]
-        if self.config.inference == "students":
-            return list(self.students)
-        nets = [t.module for t in self.teachers]
-        return {"mean": nets, "a": nets[:1], "b": nets[1:]}[self.config.inference]
+        selected = {"mean": nets, "students": nets, "a": nets[:1], "b": nets[1:]}.get(choice)
+        if not selected:
+            raise ValueError(f"inference={choice!r}: choose 'mean', 'students', 'a' or 'b' (this model has "
+                             f"{len(nets)} network(s) to average).")
+        return selected
 
     # ----------------------------------------------------------------- training
     def fit(self, labeled: Dataset | DataLoader | None, unlabeled: Dataset | DataLoader | None = None, *,
@@ -128,18 +138,19 @@ class DualMeanTeacher(nn.Module):
 
     # ----------------------------------------------------------------- inference
     @torch.no_grad()
-    def localize(self, images: Tensor, audio: Tensor) -> Tensor:
+    def localize(self, images: Tensor, audio: Tensor, inference: str | None = None) -> Tensor:
         """Confidence maps ``[B, H, W]`` in [0, 1] at the images' resolution.
 
         The mean of the two teachers' maps (``inference="a"``/``"b"`` for one teacher,
         ``"students"`` for the mean of the students', e.g. to tell EMA lag from training);
-        before stage 2, or without teachers, the first student's map.
+        before stage 2, or without teachers, the students' (one network, or a naive
+        ensemble's two). ``inference`` overrides ``config.inference`` for this call.
         """
         images = self.image_layout(images.to(self.device, non_blocking=True))
         audio = audio.to(self.device, non_blocking=True)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
                                   enabled=self.config.amp and self.device.type == "cuda")
-        nets = self.inference_networks()
+        nets = self.inference_networks(inference)
         was_training = [n.training for n in nets]
         total = None
         with autocast:

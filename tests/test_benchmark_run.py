@@ -35,7 +35,14 @@ def test_run_writes_tables_json_and_plots_and_resumes(tiny_preset, tmp_path, cap
     markdown = (out / "results.md").read_text()
     assert "NOT meaningful" in markdown and "naive semi-supervised" in markdown and "reference: oracle" in markdown
     payload = json.loads((out / "results.json").read_text())
-    assert {row["variant"] for row in payload["rows"]} == {"naive", "dmt"}
+    # DMT is also scored by teacher A alone (dmt@A)
+    assert {row["variant"] for row in payload["rows"]} == {"naive", "dmt", "dmt@A"}
+    gains = json.loads((out / "gains.json").read_text())["ratios"][0]
+    assert set(gains["methods"]["ezvsl"]) == {"naive", "dmt", "dmt@A"}
+    seed0 = gains["methods"]["ezvsl"]["dmt"]["0"]
+    assert set(seed0) == {"ciou50", "auc", "pointing", "keep_rate", "pseudo_precision"}
+    assert gains["paired"]["ezvsl"]["dmt-naive"]["ciou50"]["mean"] == pytest.approx(
+        seed0["ciou50"] - gains["methods"]["ezvsl"]["naive"]["0"]["ciou50"])
     dmt = next(r for r in payload["runs"] if r["variant"] == "dmt")
     assert 0 <= dmt["keep_rate"] <= 1 and dmt["updates_per_network"] == 4
     assert (out / "plots" / "curves.png").stat().st_size > 0 and (out / "plots" / "overlays.png").exists()
@@ -110,11 +117,12 @@ def test_sweep_over_ratios_seeds_and_methods_reports_mean_std_gains_and_the_rati
     payload = json.loads((out / "results.json").read_text())
     assert len(payload["runs"]) == 16
     rows = {(r["method"], r["ratio"], r["variant"]): r for r in payload["rows"]}
-    assert set(rows) == {(m, r, v) for m in ("ezvsl", "lvs") for r in (0.05, 0.1) for v in ("naive", "dmt")}
+    assert set(rows) == {(m, r, v) for m in ("ezvsl", "lvs") for r in (0.05, 0.1) for v in ("naive", "dmt", "dmt@A")}
     for (method, ratio, variant), row in rows.items():
         assert row["seeds"] == [0, 1]
-        values = [r["scores"]["ciou50"] for r in payload["runs"]
-                  if (r["method"], r["ratio"], r["variant"]) == (method, ratio, variant)]
+        name, _, network = variant.partition("@")
+        values = [r["network_scores"]["a"]["ciou50"] if network else r["scores"]["ciou50"] for r in payload["runs"]
+                  if (r["method"], r["ratio"], r["variant"]) == (method, ratio, name)]
         assert row["ciou50"][0] == pytest.approx(sum(values) / 2)
         assert row["ciou50"][1] == pytest.approx(abs(values[0] - values[1]) / 2)
     markdown = (out / "results.md").read_text()

@@ -1,0 +1,112 @@
+"""The DMTConfig options of the pseudo-label path: loss normalisation, naive ensemble,
+a separate unlabeled view, eval-mode recalibration of the teachers."""
+import copy
+
+import pytest
+import torch
+
+from dmt_wrap import DMTConfig, DualMeanTeacher, ablation
+from dmt_wrap.augment import MILD_AUGMENT, AugmentConfig
+from dmt_wrap.filtering import PseudoLabels
+from dmt_wrap.trainer import Trainer
+from toy import SquaresDataset, ToyNet
+
+FAST = DMTConfig(warmup_steps=4, steps=4, steps_per_epoch=4, batch_size=8, labeled_batch_size=4, lr=3e-3,
+                 ema_decay=0.5, delta=0.5, tau=0.3)
+
+
+def trained(cfg: DMTConfig) -> DualMeanTeacher:
+    model = DualMeanTeacher(ToyNet, cfg)
+    model.fit(SquaresDataset(8, seed=1), SquaresDataset(32, seed=2, with_mask=False), progress=False)
+    return model
+
+
+def test_naive_ensemble_network_a_trains_exactly_as_the_naive_network():
+    naive = trained(ablation("naive", FAST))
+    ensemble = trained(ablation("naive_ensemble", FAST))
+    assert len(ensemble.students) == 2 and len(ensemble.teachers) == 0
+    for name, value in naive.students[0].state_dict().items():
+        assert torch.equal(value, ensemble.students[0].state_dict()[name]), name
+    images, audio = torch.rand(3, 3, 16, 16), torch.randn(3, 32)
+    assert torch.equal(ensemble.localize(images, audio, inference="a"), naive.localize(images, audio))
+    both = ensemble.localize(images, audio)
+    single_b = ensemble.localize(images, audio, inference="b")
+    assert torch.allclose(both, (naive.localize(images, audio) + single_b) / 2, atol=1e-6)
+
+
+def test_ensemble_is_refused_with_teachers():
+    with pytest.raises(ValueError, match="ensemble"):
+        DMTConfig(ensemble=True, teachers=2)
+
+
+def loss_terms(norm: str, keep: list[bool]) -> list[float]:
+    """Student A's loss terms on one stage-2 step with hand-made pseudo-labels."""
+    cfg = FAST.replace(pseudo_loss_norm=norm, augment=AugmentConfig(strong_scale=(1.0, 1.0), strong_flip_p=0.0,
+                                                                    colour_strength=0.0, grayscale_p=0.0,
+                                                                    audio_gain_db=0.0, audio_noise_snr_db=None,
+                                                                    audio_mask_fraction=0.0))
+    model = DualMeanTeacher(ToyNet, cfg)
+    trainer = Trainer(model, SquaresDataset(8, seed=1), SquaresDataset(8, seed=2, with_mask=False), progress=False)
+    trainer._initialise()
+    labeled = {k: v for k, v in trainer._next("labeled_A", needs_mask=True).items()}
+    unlabeled = trainer._next("unlabeled", needs_mask=False)
+    keep = torch.tensor(keep)
+    labels = torch.zeros(len(keep), 16, 16)
+    labels[:, 4:12, 4:12] = 1.0
+    pseudo = PseudoLabels(keep=keep, labels=labels * keep[:, None, None], consensus_iou=torch.ones(len(keep)))
+    torch.manual_seed(0)
+    return trainer._student_loss(0, labeled, unlabeled, pseudo, trainer._loss_norms(keep)).detach().tolist()
+
+
+def test_pseudo_loss_normalisation_weighs_kept_samples_as_configured():
+    keep = [True, False, False, False, False, False, False, False]  # one of eight kept
+    kept, unlabeled, mixed = (loss_terms(n, keep) for n in ("kept", "unlabeled", "mixed"))
+    # the pseudo term of one kept sample: its own loss (kept), an eighth of it (unlabeled)
+    assert unlabeled[1] == pytest.approx(kept[1] / 8, rel=1e-5)
+    assert unlabeled[0] == pytest.approx(kept[0], rel=1e-6)  # the labeled term is a mean either way
+    # mixed: both sums over 4 labeled + 1 kept samples
+    assert mixed[0] == pytest.approx(kept[0] * 4 / 5, rel=1e-5)
+    assert mixed[1] == pytest.approx(kept[1] / 5, rel=1e-5)
+    # nothing kept: no pseudo term and no division by zero
+    assert loss_terms("kept", [False] * 8)[1] == 0 and loss_terms("unlabeled", [False] * 8)[1] == 0
+
+
+def test_unlabeled_view_only_changes_the_unlabeled_part():
+    strong = AugmentConfig(strong_scale=(1.0, 1.0), strong_flip_p=0.0, colour_strength=0.8, grayscale_p=0.0,
+                           audio_gain_db=6.0, audio_noise_snr_db=10.0, audio_mask_fraction=0.0)
+    plain = AugmentConfig(strong_scale=(1.0, 1.0), strong_flip_p=0.0, colour_strength=0.0, grayscale_p=0.0,
+                          audio_gain_db=0.0, audio_noise_snr_db=None, audio_mask_fraction=0.0)
+    model = DualMeanTeacher(ToyNet, FAST.replace(augment=plain, unlabeled_augment=strong))
+    trainer = Trainer(model, SquaresDataset(8, seed=1), SquaresDataset(8, seed=2, with_mask=False), progress=False)
+    labeled = trainer._next("labeled_A", needs_mask=True)
+    unlabeled = trainer._next("unlabeled", needs_mask=False)
+    images, audio, target, n_lab = trainer._students_view(0, labeled, unlabeled, None)
+    assert n_lab == 4
+    assert torch.allclose(images[:4], labeled["image"], atol=1e-5) and torch.equal(audio[:4], labeled["audio"])
+    assert not torch.allclose(images[4:], unlabeled["image"]) and not torch.allclose(audio[4:], unlabeled["audio"])
+    assert torch.equal(target[:4], labeled["mask"])
+
+
+def test_recalibration_matches_eval_mode_maps_to_train_mode_and_survives_the_ema():
+    cfg = FAST.replace(recalibrate_teachers=True, augment=MILD_AUGMENT)
+    model = trained(cfg)
+    for student, teacher in zip(model.students, model.teachers):
+        assert float(student.eval_scale) != 1.0 or float(student.eval_shift) != 0.0
+        # teacher and student carry the same eval-mode calibration, so the EMA keeps it
+        assert torch.equal(teacher.module.eval_scale, student.eval_scale)
+    # the fitted affine map makes eval-mode logits match train-mode ones on the fitted batch
+    net = model.students[0]
+    data = SquaresDataset(8, seed=2, with_mask=False)
+    images = torch.stack([data[i]["image"] for i in range(8)])
+    audio = torch.stack([data[i]["audio"] for i in range(8)])
+    net.fit_eval_affine(images, audio)
+    with torch.no_grad():
+        train_logits = copy.deepcopy(net).train()(images, audio).map
+        eval_logits = net.eval()(images, audio).map
+    assert float(eval_logits.mean()) == pytest.approx(float(train_logits.mean()), abs=1e-4)
+    assert float(eval_logits.std()) == pytest.approx(float(train_logits.std()), rel=1e-4)
+    # a saved model with the extra buffers loads back into a model built from its config
+    state = model.model_state()
+    again = DualMeanTeacher(ToyNet, cfg)
+    again.load_model_state(state)
+    assert torch.equal(again.teachers[1].module.eval_shift, model.teachers[1].module.eval_shift)
