@@ -21,6 +21,7 @@ from torch.utils.data import Subset
 from baselines.registry import build
 from dmt_wrap import DMTConfig, DualMeanTeacher
 from dmt_wrap.evaluation import evaluate_model
+from dmt_wrap.filtering import SILENT_RATES
 
 from data import ComparisonData
 from files import job_lock, write_atomic
@@ -105,7 +106,9 @@ def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, de
         "wall_seconds_this_run": round(time.perf_counter() - start, 1),
         "updates_per_network": config.warmup_steps + config.steps if job.variant.labels != "none" else config.steps,
         "keep_rate": _mean(stage2, "keep_rate"), "pseudo_precision": _mean(stage2, "pseudo_precision"),
-        "pseudo_iou": _mean(stage2, "pseudo_iou"), "history": history, "config": config.to_dict(),
+        "pseudo_iou": _mean(stage2, "pseudo_iou"),
+        **{name: _mean(stage2, name) for name in SILENT_RATES},
+        "history": history, "config": config.to_dict(),
     }
     model.save(folder / "model.pt")
     write_atomic(result_file, json.dumps(result, indent=1))

@@ -32,7 +32,8 @@ from .augment import Augmenter
 from .checkpoint import CheckpointError, load_checkpoint, require_keys, save_atomic
 from .config import DMTConfig
 from .distributed import DistributedStudent, World
-from .filtering import PseudoLabels, label_quality, make_pseudo_labels
+from .filtering import (SILENT_SUMS, PseudoLabels, label_quality, make_pseudo_labels, silent_object_rates,
+                        silent_object_sums)
 from .losses import map_loss, per_sample_map_loss
 from .streams import BatchStream, derive_seed
 from .wrapper import MODEL_KEYS, PAIR_NAMES, DualMeanTeacher
@@ -41,7 +42,9 @@ log = logging.getLogger("dmt_wrap")
 
 CHECKPOINT_NAME = "last.pt"
 LOSS_TERMS = ("supervised", "pseudo", "self_supervised", "total")
-BATCH_KEYS = ("image", "audio", "mask")
+#: what a batch brings to the device; ``silent_mask`` (visible objects that do not sound) on
+#: unlabeled items only feeds the diagnostics, like ``mask`` there
+BATCH_KEYS = ("image", "audio", "mask", "silent_mask")
 KEPT_MEANS = ("pseudo_iou", "pseudo_precision")  # diagnostics averaged over kept samples only
 
 
@@ -259,7 +262,7 @@ class Trainer:
             unlabeled = self._next("unlabeled", needs_mask=False)
             if self.model.has_teachers:
                 truth = unlabeled.get("mask")
-                maps = (unlabeled["mask"],) if truth is not None else ()
+                maps = tuple(unlabeled[k] for k in ("mask", "silent_mask") if k in unlabeled)
                 weak = self.augmenter.weak(unlabeled["image"], self._generator("weak"), *maps)
                 unlabeled = {**unlabeled, "image": weak[0]}
                 probs = self._teacher_probs(unlabeled["image"], unlabeled["audio"])
@@ -273,6 +276,8 @@ class Trainer:
                     quality = label_quality(pseudo.labels, pseudo.keep, weak[1])
                     diagnostics.update({name: value * diagnostics["keep_rate"]
                                         for name, value in zip(KEPT_MEANS, quality)})
+                    if len(weak) > 2:
+                        diagnostics.update(silent_object_sums(pseudo.labels, pseudo.keep, weak[1], weak[2]))
         terms = []
         for k, student in enumerate(self.students):
             labeled = self._next(f"labeled_{PAIR_NAMES[k]}", needs_mask=cfg.use_labels) \
@@ -283,6 +288,8 @@ class Trainer:
             loss_terms[-1].backward()
             terms.append(loss_terms.detach())
         host_terms, host_diagnostics = self._to_host(torch.stack(terms), diagnostics)
+        if SILENT_SUMS[0] in host_diagnostics:
+            host_diagnostics.update(silent_object_rates({n: host_diagnostics.pop(n) for n in SILENT_SUMS}))
         self._guard_finite(host_terms)
         for optimizer in self.optimizers:
             optimizer.step()

@@ -7,7 +7,7 @@ import torch
 
 from dmt_wrap import DMTConfig, DualMeanTeacher, ablation
 from dmt_wrap.augment import MILD_AUGMENT, AugmentConfig
-from dmt_wrap.filtering import PseudoLabels
+from dmt_wrap.filtering import PseudoLabels, silent_object_rates, silent_object_sums
 from dmt_wrap.trainer import Trainer
 from toy import SquaresDataset, ToyNet
 
@@ -110,3 +110,44 @@ def test_recalibration_matches_eval_mode_maps_to_train_mode_and_survives_the_ema
     again = DualMeanTeacher(ToyNet, cfg)
     again.load_model_state(state)
     assert torch.equal(again.teachers[1].module.eval_shift, model.teachers[1].module.eval_shift)
+
+
+def test_silent_object_split_of_keep_rate_precision_and_label_pixels():
+    truth = torch.zeros(4, 4, 4)
+    truth[:, :2, :2] = 1                      # the sounding object, top left, in every scene
+    silent = torch.zeros(4, 4, 4)
+    silent[:2, 2:, 2:] = 1                    # scenes 0 and 1 also show a silent object, bottom right
+    labels = torch.zeros(4, 4, 4)
+    labels[0, :2, :2] = 1                     # scene 0: on the sounding object (precision 1)
+    labels[0, 3, 3] = 1                       #          plus one pixel on the silent one (precision 4/5)
+    labels[2, :2, :] = 1                      # scene 2 (no silent object): half on the sounding object
+    keep = torch.tensor([True, False, True, False])
+    sums = {k: float(v) for k, v in silent_object_sums(labels, keep, truth, silent).items()}
+    rates = silent_object_rates(sums)
+    assert rates["keep_rate_with_silent"] == pytest.approx(0.5) and rates["keep_rate_without_silent"] == pytest.approx(0.5)
+    assert rates["pseudo_precision_with_silent"] == pytest.approx(0.8)
+    assert rates["pseudo_precision_without_silent"] == pytest.approx(0.5)
+    assert rates["pseudo_on_silent"] == pytest.approx(1 / 13)
+
+
+class WithSilentObject(SquaresDataset):
+    """Unlabeled squares that also report a silent object's box (the opposite corner)."""
+
+    def __getitem__(self, index):
+        item = super().__getitem__(index)
+        silent = torch.zeros(self.size, self.size)
+        if index % 2:
+            silent[-3:, -3:] = 1.0
+        return {**item, "silent_mask": silent}
+
+
+def test_training_history_splits_pseudo_label_quality_by_silent_object():
+    model = DualMeanTeacher(ToyNet, FAST.replace(delta=0.3, tau=0.0))
+    history = model.fit(SquaresDataset(8, seed=1), WithSilentObject(32, seed=2), progress=False)
+    last = history[-1]
+    for name in ("keep_rate_with_silent", "keep_rate_without_silent", "pseudo_precision_with_silent",
+                 "pseudo_precision_without_silent", "pseudo_on_silent"):
+        assert 0.0 <= last[name] <= 1.0, name
+    # half the scenes have a silent object: the overall keep rate lies between the two split ones
+    low, high = sorted((last["keep_rate_with_silent"], last["keep_rate_without_silent"]))
+    assert low - 1e-6 <= last["keep_rate"] <= high + 1e-6
