@@ -38,9 +38,19 @@ GAIN_FIELDS = ("ciou50", "auc", "pointing", "keep_rate", "pseudo_precision")
 
 def with_single_network_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``results`` plus, for each two-network job, a row scored with network A alone
-    (variant ``<name>@A``: DMT's teacher A, the naive ensemble's network A)."""
+    (variant ``<name>@A``: DMT's teacher A, the naive ensemble's network A).
+
+    The naive ensemble's network A trains exactly as the naive network does (same build seed,
+    data order and per-step randomness; ``tests/test_pseudo_label_options.py``), so where no
+    naive job ran it also gives the ``naive`` row.
+    """
     extra = [{**r, "variant": r["variant"] + SINGLE_NETWORK_SUFFIX, "scores": r["network_scores"]["a"]}
              for r in results if r.get("network_scores", {}).get("a")]
+    naive_jobs = {(r["method"], r["ratio"], r["seed"]) for r in results if r["variant"] == "naive"}
+    extra += [{**r, "variant": "naive", "scores": r["network_scores"]["a"], "keep_rate": None,
+               "pseudo_precision": None, "train_seconds": r["train_seconds"] / 2}
+              for r in results if r["variant"] == "naive_ensemble" and r.get("network_scores", {}).get("a")
+              and (r["method"], r["ratio"], r["seed"]) not in naive_jobs]
     return results + extra
 
 
@@ -75,11 +85,6 @@ def gains_payload(results: list[dict[str, Any]], ratio: float) -> dict[str, Any]
         if not row["keep_rate"]:  # nothing kept: the precision of no label is not 0, it is undefined
             row["pseudo_precision"] = None
         methods[r["method"]][r["variant"]][r["seed"]] = row
-    for variants in methods.values():
-        # the naive ensemble's network A trains exactly as the naive network does (same build seed, data
-        # order and per-step randomness; tests/test_pseudo_label_options.py), so it stands in for naive
-        if "naive" not in variants and "naive_ensemble" + SINGLE_NETWORK_SUFFIX in variants:
-            variants["naive"] = variants["naive_ensemble" + SINGLE_NETWORK_SUFFIX]
     paired = {m: {f"dmt-{b}": {metric: paired_difference(v, "dmt", b, metric) for metric in ("ciou50", "pointing")}
                   for b in PAIRED_BASELINES if b in v and "dmt" in v}
               for m, v in methods.items()}

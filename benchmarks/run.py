@@ -35,7 +35,7 @@ from presets import PRESETS, Preset  # noqa: E402
 from report import (SINGLE_NETWORK_SUFFIX, aggregate, command_line, gains_payload, gains_table,  # noqa: E402
                     method_table, paired_gains_table, plot_curves, plot_ratio_curve, with_single_network_rows,
                     write_json, write_text)
-from variants import ABLATION_VARIANTS, DEFAULT_VARIANTS, VARIANTS  # noqa: E402
+from variants import ABLATION_VARIANTS, DEFAULT_VARIANTS, NAIVE, VARIANTS  # noqa: E402
 
 log = logging.getLogger("benchmarks")
 
@@ -138,8 +138,11 @@ def main(argv: list[str] | None = None) -> int:
                f"network: {preset.train.warmup_steps} warm-up + {preset.train.steps} steps.", ""]
     sections = []
     pairs = [(v.name, v.title) for v in variants]
-    pairs += [(v.name + SINGLE_NETWORK_SUFFIX, f"{v.title}, network A alone") for v in variants
-              if any(r["variant"] == v.name and r.get("network_scores", {}).get("a") for r in results)]
+    if "naive_ensemble" in args.variants and "naive" not in args.variants:  # its network A is the naive network
+        pairs.insert(args.variants.index("naive_ensemble"), ("naive", f"{NAIVE.title} (the ensemble's network A)"))
+    pairs += [(v.name + SINGLE_NETWORK_SUFFIX, f"{v.title}, teacher A alone") for v in variants
+              if v.name != "naive_ensemble"
+              and any(r["variant"] == v.name and r.get("network_scores", {}).get("a") for r in results)]
     for method in args.method:
         for ratio in args.label_ratio:
             sections.append(f"## {method}, label ratio {ratio:g}\n\n" + method_table(method, ratio, table, pairs,
