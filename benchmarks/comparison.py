@@ -20,9 +20,9 @@ from baselines.registry import build
 from dmt_wrap import DMTConfig, DualMeanTeacher
 from dmt_wrap.evaluation import evaluate_model
 
-from data import ComparisonData
-from presets import Preset
-from variants import Variant
+from benchmarks.data import ComparisonData
+from benchmarks.presets import Preset
+from benchmarks.variants import Variant
 
 @dataclass(frozen=True)
 class Job:
@@ -82,7 +82,7 @@ def run_job(job: Job, preset: Preset, data: ComparisonData, out: Path, device: s
         "method": job.method, "variant": job.variant.name, "ratio": job.ratio, "seed": job.seed,
         "scores": scores, "train_seconds": round(train_seconds, 1),
         "wall_seconds_this_run": round(time.perf_counter() - start, 1),
-        "updates_per_network": config.warmup_steps + config.steps if job.variant.labels != "none" else config.steps,
+        "updates_per_network": config.total_steps(uses_labels=job.variant.labels != "none"),
         "keep_rate": _mean(stage2, "keep_rate"), "pseudo_precision": _mean(stage2, "pseudo_precision"),
         "pseudo_iou": _mean(stage2, "pseudo_iou"), "history": history, "config": config.to_dict(),
     }
@@ -117,7 +117,7 @@ def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
 
 def reference_scores(data: ComparisonData, batch_size: int = 100) -> dict[str, dict[str, float]]:
     """Audio-free maps for scale: centre prior, objectness, ground-truth oracle."""
-    from dmt_wrap.datasets.composed import reference_maps
+    from benchmarks.composed import reference_maps
     from dmt_wrap.metrics import MetricAccumulator
 
     loader = torch.utils.data.DataLoader(data.test, batch_size=batch_size)

@@ -89,6 +89,15 @@ class DMTConfig:
     def num_networks(self) -> int:
         return 2 if self.teachers == 2 else 1
 
+    def effective_warmup(self, uses_labels: bool) -> int:
+        """Stage 1's length: ``warmup_steps`` when training with labels; without labels
+        (self-supervised) there is nothing to warm up on, so stage 2 starts at once."""
+        return self.warmup_steps if uses_labels else 0
+
+    def total_steps(self, uses_labels: bool) -> int:
+        """Updates per network over both stages (the schedule's length)."""
+        return self.effective_warmup(uses_labels) + self.steps
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

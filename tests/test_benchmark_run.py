@@ -1,16 +1,11 @@
 """The benchmark's whole path (data, variants, training, scoring, tables, plots) at toy scale."""
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-sys.path.insert(0, str(BENCH))
-
-import presets  # noqa: E402
-import run  # noqa: E402
+from benchmarks import presets, run
 
 
 @pytest.fixture
@@ -48,7 +43,7 @@ def test_run_writes_tables_json_and_plots_and_resumes(tiny_preset, tmp_path, cap
 def test_reports_name_a_command_that_pastes_back_into_a_shell():
     import shlex
 
-    from report import command_line
+    from benchmarks.report import command_line
 
     argv = ["--method", "sspl", "--network-args", '{"freeze_visual": true, "visual_weights": "my dir/v.pth"}']
     assert shlex.split(command_line("run.py", argv)) == ["python", "benchmarks/run.py", *argv]
@@ -61,7 +56,7 @@ def test_unknown_method_is_refused_with_the_choices(capsys):
 
 
 def _vggss_root(root: Path) -> Path:
-    from test_real_datasets import write_clip, write_frame
+    from tests.test_real_datasets import write_clip, write_frame
 
     box = [[0.1, 0.1, 0.6, 0.7]]
     train = [f"train{n}_000010" for n in range(10)]

@@ -4,9 +4,8 @@ import json
 import pytest
 import torch
 
-from test_benchmark_run import run, tiny_preset  # noqa: F401  (the fixture)
-
 from dmt_wrap import DMTConfig, DualMeanTeacher, ablation
+from tests.test_benchmark_run import run, tiny_preset  # noqa: F401  (the fixture)
 from dmt_wrap.augment import MILD_AUGMENT, AugmentConfig, augment_audio
 
 
