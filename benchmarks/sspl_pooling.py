@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from einops import einsum
 from torch import Tensor
 
-from baselines.ezvsl import min_max_normalise
+from baselines.encoders import soft_min_max_normalise
 from baselines.sspl import SSPL, draw_second_view, simsiam_sample_losses
 from benchmarks.pointing_breakdown import batches, finished_jobs
 from benchmarks.report import command_line
@@ -47,7 +47,7 @@ def region_weights(cosine: Tensor, sounding: Tensor, objects: Tensor) -> dict[st
         return F.adaptive_avg_pool2d(mask[:, None].clamp(0, 1), cosine.shape[-2:])[:, 0]
 
     return {"sounding object": on_grid(sounding), "background": 1 - on_grid(objects),
-            "own attention": min_max_normalise(cosine), "uniform": torch.ones_like(cosine)}
+            "own attention": soft_min_max_normalise(cosine), "uniform": torch.ones_like(cosine)}
 
 
 def pooling_losses(net: SSPL, images: Tensor, audio: Tensor, sounding: Tensor, objects: Tensor,

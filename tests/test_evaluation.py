@@ -10,8 +10,9 @@ from torch.utils.data import Dataset
 
 import baselines
 from dmt_wrap.contract import ContractError
+from dmt_wrap.datasets.boxes import vggss_gt
 from dmt_wrap.evaluation import evaluate_model
-from dmt_wrap.metrics import MetricAccumulator, vggss_gt
+from dmt_wrap.metrics import MetricAccumulator
 from dmt_wrap.wrapper import DualMeanTeacher
 from tests.test_real_datasets import FLICKR_BOXES, write_clip, write_flickr_xml, write_frame
 
