@@ -127,7 +127,7 @@ def augment_audio(audio: Tensor, generator: torch.Generator, gain_db: float = 6.
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Weak view for the teachers, strong view for the students (DESIGN.md section 2)."""
+    """Weak view for the teachers, strong view for the students (docs/design.md, 'The method')."""
 
     weak_flip_p: float = 0.5
     strong_scale: tuple[float, float] = (0.6, 1.0)

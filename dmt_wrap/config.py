@@ -1,4 +1,4 @@
-"""Training configuration of the wrapper, and the named ablations of DESIGN.md section 2."""
+"""Training configuration of the wrapper, and the named ablations (docs/design.md, 'Ablations')."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -114,7 +114,7 @@ class DMTConfig:
         return replace(self, **changes)
 
 
-#: The ablations of DESIGN.md section 2 as config changes. "fully_supervised" and
+#: The ablations of docs/design.md, 'Ablations', as config changes. "fully_supervised" and
 #: "self_supervised" also change the data (all labeled / none). "self_supervised" is the
 #: method alone, so it also trains with the originals' mild augmentation.
 ABLATIONS: dict[str, dict[str, Any]] = {
