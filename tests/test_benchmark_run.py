@@ -72,7 +72,7 @@ def _vggss_root(root: Path) -> Path:
 
 
 def test_real_vggss_builds_labeled_unlabeled_and_test_sets(tiny_preset, tmp_path):
-    import data
+    from benchmarks import data
 
     root = _vggss_root(tmp_path)
     built = data.real("vggss", str(root), tiny_preset, ratio=0.2, seed=0)
@@ -91,7 +91,7 @@ def test_real_vggss_builds_labeled_unlabeled_and_test_sets(tiny_preset, tmp_path
 
 
 def test_real_flickr_names_missing_list_files(tiny_preset, tmp_path):
-    import data
+    from benchmarks import data
 
     with pytest.raises(SystemExit, match="test.txt: the test ids, one per line"):
         data.real("flickr", str(tmp_path), tiny_preset, ratio=0.2, seed=0)

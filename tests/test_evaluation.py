@@ -1,7 +1,6 @@
 """evaluate_model over a DataLoader with trivial localizers whose scores are known."""
 import importlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
