@@ -1,11 +1,14 @@
 """The benchmark's whole path (data, variants, training, scoring, tables, plots) at toy scale."""
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from benchmarks import presets, run
+from tests.child_env import same_code_env
 
 
 @pytest.fixture
@@ -53,6 +56,15 @@ def test_unknown_method_is_refused_with_the_choices(capsys):
     with pytest.raises(SystemExit):
         run.parse_args(["--method", "nope"])
     assert "ezvsl" in capsys.readouterr().err
+
+
+def test_the_scripts_run_as_files_from_any_folder(tmp_path):
+    """``python benchmarks/run.py`` imports ``benchmarks.*`` as a package, with no path edits."""
+    script = Path(run.__file__)
+    done = subprocess.run([sys.executable, str(script), "--help"], cwd=tmp_path, env=same_code_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--method" in done.stdout
 
 
 def _vggss_root(root: Path) -> Path:
