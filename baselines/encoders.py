@@ -220,3 +220,15 @@ def matched_similarity_map(visual: Tensor, audio: Tensor) -> Tensor:
 def matched_pairs(similarities: Tensor) -> Tensor:
     """The matched-pair maps ``s[i, i]`` ``[B, h, w]`` of all-pairs ``[B, B, h, w]``."""
     return rearrange(torch.diagonal(similarities), "h w b -> b h w")
+
+
+def soft_min_max_normalise(maps: Tensor, eps: float = 1e-8) -> Tensor:
+    """Rescale each ``[h, w]`` map of a ``[B, h, w]`` batch to [0, 1): ``(m - min) / (max - min + eps)``.
+
+    The originals' form, for use inside networks and losses: ``eps`` keeps it finite and
+    differentiable on a constant map. The evaluation's exact normalisation (a constant map
+    becomes zeros) is ``dmt_wrap.metrics.minmax_normalise``.
+    """
+    low = maps.amin(dim=(1, 2), keepdim=True)
+    high = maps.amax(dim=(1, 2), keepdim=True)
+    return (maps - low) / (high - low + eps)

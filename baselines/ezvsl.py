@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines.encoders import (AudioVisualEmbedder, VisualEncoder, cross_modal_similarities,
-                                matched_pairs, matched_similarity_map)
+                                matched_pairs, matched_similarity_map, soft_min_max_normalise)
 from baselines.registry import register
 
 
@@ -33,13 +33,6 @@ def mil_contrastive_loss(pair_logits: Tensor) -> Tensor:
     """EZ-VSL's symmetric loss: ``CE(s) + CE(s^T)``, positives on the diagonal."""
     targets = torch.arange(pair_logits.shape[0], device=pair_logits.device)
     return F.cross_entropy(pair_logits, targets) + F.cross_entropy(pair_logits.t(), targets)
-
-
-def min_max_normalise(maps: Tensor, eps: float = 1e-8) -> Tensor:
-    """Rescale each ``[h, w]`` map of a ``[B, h, w]`` batch to [0, 1]."""
-    low = maps.amin(dim=(1, 2), keepdim=True)
-    high = maps.amax(dim=(1, 2), keepdim=True)
-    return (maps - low) / (high - low + eps)
 
 
 class ObjectSaliencyPrior(nn.Module):
@@ -65,8 +58,8 @@ class ObjectSaliencyPrior(nn.Module):
 
 def mix_with_object_prior(av_map: Tensor, prior: Tensor, alpha: float) -> Tensor:
     """OGL: ``minmax(alpha * minmax(av) + (1 - alpha) * minmax(prior))``."""
-    mixed = alpha * min_max_normalise(av_map) + (1 - alpha) * min_max_normalise(prior)
-    return min_max_normalise(mixed)
+    mixed = alpha * soft_min_max_normalise(av_map) + (1 - alpha) * soft_min_max_normalise(prior)
+    return soft_min_max_normalise(mixed)
 
 
 @register("ezvsl")

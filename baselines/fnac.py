@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from baselines.encoders import matched_pairs
-from baselines.ezvsl import EZVSL, mil_contrastive_loss, mil_pair_logits, min_max_normalise
+from baselines.encoders import matched_pairs, soft_min_max_normalise
+from baselines.ezvsl import EZVSL, mil_contrastive_loss, mil_pair_logits
 from baselines.registry import register
 
 
@@ -43,7 +43,7 @@ def fnac_regularisers(visual: Tensor, audio: Tensor, similarities: Tensor,
     audio_logits = audio @ audio.t() / temperature
     pooled = visual.mean(dim=(2, 3))
     visual_logits = pooled @ pooled.t() / temperature
-    av_map = min_max_normalise(matched_pairs(similarities), eps=1e-5)
+    av_map = soft_min_max_normalise(matched_pairs(similarities), eps=1e-5)
     foreground = (av_map > foreground_threshold).unsqueeze(1)
     foreground_features = (visual * foreground).mean(dim=(2, 3))
     foreground_logits = foreground_features @ foreground_features.t() / temperature

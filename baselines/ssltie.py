@@ -24,6 +24,7 @@ from torch import Tensor
 from baselines.encoders import cross_modal_similarities, matched_pairs
 from baselines.lvs import LVS
 from baselines.registry import register
+from dmt_wrap.augment import warp
 
 
 def random_view_transforms(batch: int, device: torch.device, flip_probability: float = 0.5,
@@ -45,17 +46,10 @@ def random_view_transforms(batch: int, device: torch.device, flip_probability: f
                         torch.stack([sin * flip, cos, centre[:, 1]], dim=1)], dim=1)
 
 
-def warp(images: Tensor, transforms: Tensor) -> Tensor:
-    """Apply ``[B, 2, 3]`` affine transforms to ``[B, C, H, W]`` (bilinear, border padding)."""
-    grid = F.affine_grid(transforms.to(images.dtype), list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border",
-                         align_corners=False)
-
-
 def equivariance_loss(map_of_original: Tensor, map_of_transformed: Tensor,
                       transforms: Tensor) -> Tensor:
     """``MSE(T(map(x)), map(T(x)))`` for maps ``[B, h, w]`` and transforms ``[B, 2, 3]``."""
-    transformed_map = warp(map_of_original.unsqueeze(1), transforms).squeeze(1)
+    transformed_map = warp(map_of_original, transforms)
     return F.mse_loss(transformed_map, map_of_transformed)
 
 

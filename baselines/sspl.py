@@ -32,8 +32,7 @@ import torch.nn.functional as F
 from einops import einsum, rearrange, reduce
 from torch import Tensor, nn
 
-from baselines.encoders import AudioEncoder, VisualEncoder, matched_similarity_map
-from baselines.ezvsl import min_max_normalise
+from baselines.encoders import AudioEncoder, VisualEncoder, matched_similarity_map, soft_min_max_normalise
 from baselines.freezing import FreezableEncoders
 from baselines.registry import register
 from dmt_wrap.augment import GeometricParams, augment_audio, sample_geometry, warp
@@ -220,7 +219,7 @@ class SSPL(FreezableEncoders):
                                                   self.audio_gain_db, self.audio_noise_snr_db)
         features, cosine = self.refined_features_and_map(torch.cat([images, second_images]),
                                                          torch.cat([audio, second_audio]))
-        pooled = einsum(features, min_max_normalise(cosine), "b c h w, b h w -> b c")
+        pooled = einsum(features, soft_min_max_normalise(cosine), "b c h w, b h w -> b c")
         first, second = pooled.chunk(2)
         prediction_1, target_1 = self.head(first)
         prediction_2, target_2 = self.head(second)

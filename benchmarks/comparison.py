@@ -23,10 +23,10 @@ from dmt_wrap import DMTConfig, DualMeanTeacher
 from dmt_wrap.evaluation import evaluate_model
 from dmt_wrap.filtering import SILENT_RATES
 
-from data import ComparisonData
-from files import job_lock, write_atomic
-from presets import Preset
-from variants import Variant
+from benchmarks.data import ComparisonData
+from benchmarks.files import job_lock, write_atomic
+from benchmarks.presets import Preset
+from benchmarks.variants import Variant
 
 #: Two-network variants are also scored with one network alone (``inference="a"``): for DMT
 #: teacher A, which starts from the same weights and data order as the naive network; for
@@ -104,7 +104,7 @@ def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, de
         "method": job.method, "variant": job.variant.name, "ratio": job.ratio, "seed": job.seed,
         "scores": scores, "network_scores": network_scores, "train_seconds": round(train_seconds, 1),
         "wall_seconds_this_run": round(time.perf_counter() - start, 1),
-        "updates_per_network": config.warmup_steps + config.steps if job.variant.labels != "none" else config.steps,
+        "updates_per_network": config.total_steps(uses_labels=job.variant.labels != "none"),
         "keep_rate": _mean(stage2, "keep_rate"), "pseudo_precision": _mean(stage2, "pseudo_precision"),
         "pseudo_iou": _mean(stage2, "pseudo_iou"),
         **{name: _mean(stage2, name) for name in SILENT_RATES},
@@ -139,7 +139,7 @@ def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
 
 def reference_scores(data: ComparisonData, batch_size: int = 100) -> dict[str, dict[str, float]]:
     """Audio-free maps for scale: centre prior, objectness, ground-truth oracle."""
-    from dmt_wrap.datasets.composed import reference_maps
+    from benchmarks.composed import reference_maps
     from dmt_wrap.metrics import MetricAccumulator
 
     loader = torch.utils.data.DataLoader(data.test, batch_size=batch_size)

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from dmt_wrap.datasets.composed import TIERS, ComposedScenes
+from benchmarks.composed import TIERS, ComposedScenes
 
 
 def time_tier(tier: str, size: int, samples: int, repeats: int) -> tuple[float, float]:

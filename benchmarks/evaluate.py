@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import baselines  # noqa: E402
-from dmt_wrap.datasets.extended import ExtendedPairs, generate_pairs, write_pairs  # noqa: E402
-from dmt_wrap.datasets.flickr import FlickrSoundNet  # noqa: E402
-from dmt_wrap.datasets.media import ON_ERROR_POLICIES, FrameAudioDataset  # noqa: E402
-from dmt_wrap.datasets.vggss import VGGSoundSource  # noqa: E402
-from dmt_wrap.evaluation import evaluate_model  # noqa: E402
-from dmt_wrap.wrapper import DualMeanTeacher  # noqa: E402
+import baselines
+from dmt_wrap.datasets.extended import ExtendedPairs, generate_pairs, write_pairs
+from dmt_wrap.datasets.flickr import FlickrSoundNet
+from dmt_wrap.datasets.media import ON_ERROR_POLICIES, FrameAudioDataset
+from dmt_wrap.datasets.vggss import VGGSoundSource
+from dmt_wrap.evaluation import evaluate_model
+from dmt_wrap.wrapper import DualMeanTeacher
 
 LABELS = {"ciou50": "CIoU@0.5", "auc": "AUC", "pointing": "pointing", "area_iou": "area IoU",
           "pixel_ap": "pixel AP", "ext_ap": "AP", "ext_f1": "max-F1"}

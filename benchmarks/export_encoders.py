@@ -14,21 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from baselines.encoders import AudioEncoder, VisualEncoder  # noqa: E402
-from comparison import backbone_factory  # noqa: E402
-from dmt_wrap import DualMeanTeacher  # noqa: E402
-from dmt_wrap.checkpoint import torch_save_atomic  # noqa: E402
-from presets import PRESETS  # noqa: E402
+from baselines.encoders import AudioEncoder, VisualEncoder
+from benchmarks.comparison import backbone_factory
+from benchmarks.presets import PRESETS
+from dmt_wrap import DualMeanTeacher
+from dmt_wrap.checkpoint import torch_save_atomic
 
 
 def single_encoder(network: nn.Module, kind: type[nn.Module], source: str) -> nn.Module:

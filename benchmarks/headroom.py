@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import run  # noqa: E402
-from report import command_line  # noqa: E402
-from dmt_wrap.datasets.composed import TIERS  # noqa: E402
+from benchmarks import run
+from benchmarks.composed import TIERS
+from benchmarks.report import command_line
 
 HEADROOM_METRICS = (("ciou50", "CIoU@0.5"), ("pointing", "pointing"), ("area_iou", "area IoU"))
 

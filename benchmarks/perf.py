@@ -2,10 +2,11 @@
 
 The bare step is the network alone: a forward on the mixed batch (labeled + unlabeled), a
 BCE map loss against the masks plus ``lambda_c`` times its own self-supervised loss, a
-backward and an Adam step. The DMT step is ``Trainer._train_step("unbiased")``: weak view,
+backward and an Adam step. The DMT step is ``Trainer.train_step("unbiased")``: weak view,
 two teachers' forwards, consensus filter and IPL, a strong view and a forward+backward per
 student, the finite-loss guard, two Adam steps and two EMA updates. Its arithmetic floor is
-about 2.7x the bare step (DESIGN.md section 6); anything above is overhead.
+about 2.7x the bare step (docs/design.md, 'Scale and distributed training'); anything above
+is overhead.
 
 Both run in one process on the same batch, interleaved (bare, dmt, bare, dmt, ...) so that
 machine noise hits both; warm-up iterations are excluded and the median over repeats is
@@ -19,11 +20,9 @@ composed dataset through the trainer's streams and DataLoader workers).
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
+import importlib.util
 import resource
 import statistics
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -69,15 +68,19 @@ TOY_AUDIO_SAMPLES = 32  # ToyNet's audio layer takes a fixed 32-sample vector
 def network_factory(method: str, preset: Preset) -> tuple[Callable[[], nn.Module], int]:
     """The network constructor for ``method`` and the audio length it takes."""
     if method == "toy":
-        sys.path.insert(0, str(ROOT / "tests"))
-        from toy import ToyNet
-        return ToyNet, TOY_AUDIO_SAMPLES
-    sys.path.insert(0, str(ROOT))  # the repository's baselines package, installed or not
-    for module in pkgutil.iter_modules([str(ROOT / "baselines")]):
-        importlib.import_module(f"baselines.{module.name}")  # each module registers its networks
+        return toy_network(), TOY_AUDIO_SAMPLES
+    import baselines  # noqa: F401  (each module registers its networks)
     from baselines.registry import build
     samples = int(round(preset.seconds * preset.sample_rate))
     return partial(build, method, encoder_size=preset.encoder_size, sample_rate=preset.sample_rate), samples
+
+
+def toy_network() -> type[nn.Module]:
+    """The test suite's ``ToyNet`` (``tests/toy.py``, a file of the repository, not of the package)."""
+    spec = importlib.util.spec_from_file_location("toy", ROOT / "tests" / "toy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ToyNet
 
 
 class RandomItems(Dataset):
@@ -103,7 +106,7 @@ def pipeline_dataset(method: str, preset: Preset, audio_samples: int, length: in
     if method == "toy":
         return RandomItems(length, preset.image_size, audio_samples), "random tensors (toy network)"
     try:
-        from dmt_wrap.datasets.composed.dataset import ComposedScenes
+        from benchmarks.composed.dataset import ComposedScenes
     except ImportError as exc:
         return RandomItems(length, preset.image_size, audio_samples), f"random tensors (no composed dataset: {exc})"
     with warnings.catch_warnings():  # the fallback-classes warning: reported in the output instead
@@ -115,16 +118,6 @@ def pipeline_dataset(method: str, preset: Preset, audio_samples: int, length: in
 
 
 # ----------------------------------------------------------------------------- steps
-class FixedStream:
-    """A stream that hands out one pre-built batch: the step is timed without the loader."""
-
-    def __init__(self, batch: dict[str, Tensor]) -> None:
-        self.batch, self.consumed = batch, 0
-
-    def next(self) -> dict[str, Tensor]:
-        return self.batch
-
-
 def first_items(data: Dataset, count: int, device: torch.device) -> dict[str, Tensor]:
     items = [data[i] for i in range(count)]
     return {key: torch.stack([item[key] for item in items]).to(device) for key in ("image", "audio", "mask")}
@@ -161,17 +154,16 @@ def dmt_trainer(factory: Callable[[], nn.Module], cfg: DMTConfig, device: torch.
     """A trainer in stage 2: calibrated on the first batch, teachers started."""
     model = DualMeanTeacher(factory, cfg, device=device)
     trainer = Trainer(model, labeled, unlabeled, progress=False)
-    trainer._initialise()
+    trainer.setup()
     model.start_teachers()
     return trainer
 
 
-def fix_streams(trainer: Trainer, data: Dataset, preset: Preset) -> None:
-    """Every stream hands out one batch already on the device, as the bare step's is."""
-    labeled = first_items(data, preset.labeled_batch_size, trainer.device)
-    unlabeled = first_items(data, preset.batch_size, trainer.device)
-    trainer.streams = {"labeled_A": FixedStream(labeled), "labeled_B": FixedStream(labeled),
-                       "unlabeled": FixedStream(unlabeled)}
+def fixed_batches(data: Dataset, preset: Preset, device: torch.device) -> dict[str, dict[str, Tensor]]:
+    """One batch per stream, already on the device as the bare step's is (``Trainer.train_step``'s
+    ``batches``): the step is timed without the loader."""
+    labeled = first_items(data, preset.labeled_batch_size, device)
+    return {"labeled_A": labeled, "labeled_B": labeled, "unlabeled": first_items(data, preset.batch_size, device)}
 
 
 def compile_students(trainer: Trainer) -> None:
@@ -218,10 +210,9 @@ def interleaved(bare: Callable[[], Any], dmt: Callable[[], Any], repeats: int, s
 
 def end_to_end(trainer: Trainer, warmup: int, steps: int, device: torch.device) -> float:
     """Seconds per DMT step with the real streams (DataLoader, collate, transfer)."""
-    trainer.streams = {}
     for _ in range(warmup):
-        trainer._train_step("unbiased")
-    return timed(partial(trainer._train_step, "unbiased"), steps, device)
+        trainer.train_step("unbiased")
+    return timed(partial(trainer.train_step, "unbiased"), steps, device)
 
 
 # ----------------------------------------------------------------------------- main
@@ -252,11 +243,10 @@ def main(argv: list[str] | None = None) -> None:
 
     bare = BareStep(factory(), first_items(random_data, preset.mixed_batch, device), cfg, device)
     trainer = dmt_trainer(factory, cfg, device, random_data, random_data)
-    fix_streams(trainer, random_data, preset)
     if args.compile:
         bare.net.compile()
         compile_students(trainer)
-    dmt = partial(trainer._train_step, "unbiased")
+    dmt = partial(trainer.train_step, "unbiased", fixed_batches(random_data, preset, device))
 
     params = sum(p.numel() for p in bare.net.parameters())
     print(f"method {args.method} ({params / 1e6:.2f} M parameters), preset {args.preset} "

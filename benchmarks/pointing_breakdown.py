@@ -20,23 +20,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import baselines  # noqa: E402,F401  (fills the registry)
-from baselines.registry import build  # noqa: E402
-from dmt_wrap import DualMeanTeacher  # noqa: E402
-from dmt_wrap.datasets.composed import load_eval_set  # noqa: E402
-from dmt_wrap.filtering import make_pseudo_labels  # noqa: E402
-from dmt_wrap.metrics import minmax_normalise, pointing_game, upsample_maps  # noqa: E402
-from report import command_line  # noqa: E402
+import baselines  # noqa: F401  (fills the registry)
+from baselines.registry import build
+from benchmarks.composed import load_eval_set
+from benchmarks.report import command_line
+from dmt_wrap import DualMeanTeacher
+from dmt_wrap.filtering import make_pseudo_labels
+from dmt_wrap.metrics import minmax_normalise, pointing_game, upsample_maps
 
 
 def peak_places(maps: torch.Tensor, sounding: torch.Tensor, objects: torch.Tensor) -> dict[str, torch.Tensor]:

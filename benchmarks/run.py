@@ -16,26 +16,22 @@ import argparse
 import json
 import logging
 import os
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import baselines  # noqa: E402,F401  (fills the registry)
-from baselines.registry import available  # noqa: E402
-from comparison import Job, reference_scores, run_job  # noqa: E402
-from data import synthetic, real  # noqa: E402
-from dmt_wrap.datasets.composed import TIERS  # noqa: E402
-from presets import PRESETS, Preset  # noqa: E402
-from report import (SINGLE_NETWORK_SUFFIX, aggregate, command_line, gains_payload, gains_table,  # noqa: E402
-                    method_table, paired_gains_table, plot_curves, plot_ratio_curve, with_single_network_rows,
-                    write_json, write_text)
-from variants import ABLATION_VARIANTS, DEFAULT_VARIANTS, NAIVE, VARIANTS  # noqa: E402
+import baselines  # noqa: F401  (fills the registry)
+from baselines.registry import available
+from benchmarks.comparison import Job, reference_scores, run_job
+from benchmarks.composed import TIERS
+from benchmarks.data import synthetic, real
+from benchmarks.presets import PRESETS, Preset
+from benchmarks.report import (SINGLE_NETWORK_SUFFIX, aggregate, command_line, gains_payload, gains_table,
+                               method_table, paired_gains_table, plot_curves, plot_ratio_curve,
+                               with_single_network_rows, write_json, write_text)
+from benchmarks.variants import ABLATION_VARIANTS, DEFAULT_VARIANTS, NAIVE, VARIANTS
 
 log = logging.getLogger("benchmarks")
 
@@ -186,7 +182,7 @@ def configured_preset(args: argparse.Namespace) -> Preset:
 
 def save_overlays(args: argparse.Namespace, preset, data_cache, path: Path) -> None:
     """Maps of each trained variant (first method, ratio and seed) on the first eight test scenes."""
-    from comparison import backbone_factory
+    from benchmarks.comparison import backbone_factory
     from dmt_wrap import DualMeanTeacher
     from dmt_wrap.visualize import save_overlay_grid
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -24,15 +23,12 @@ import torch.nn.functional as F
 from einops import einsum
 from torch import Tensor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from baselines.ezvsl import min_max_normalise  # noqa: E402
-from baselines.sspl import SSPL, draw_second_view, simsiam_sample_losses  # noqa: E402
-from dmt_wrap import DualMeanTeacher  # noqa: E402
-from dmt_wrap.augment import warp  # noqa: E402
-from pointing_breakdown import batches, finished_jobs  # noqa: E402
-from report import command_line  # noqa: E402
+from baselines.encoders import soft_min_max_normalise
+from baselines.sspl import SSPL, draw_second_view, simsiam_sample_losses
+from benchmarks.pointing_breakdown import batches, finished_jobs
+from benchmarks.report import command_line
+from dmt_wrap import DualMeanTeacher
+from dmt_wrap.augment import warp
 
 REGIONS = ("sounding object", "background", "own attention", "uniform")
 
@@ -51,7 +47,7 @@ def region_weights(cosine: Tensor, sounding: Tensor, objects: Tensor) -> dict[st
         return F.adaptive_avg_pool2d(mask[:, None].clamp(0, 1), cosine.shape[-2:])[:, 0]
 
     return {"sounding object": on_grid(sounding), "background": 1 - on_grid(objects),
-            "own attention": min_max_normalise(cosine), "uniform": torch.ones_like(cosine)}
+            "own attention": soft_min_max_normalise(cosine), "uniform": torch.ones_like(cosine)}
 
 
 def pooling_losses(net: SSPL, images: Tensor, audio: Tensor, sounding: Tensor, objects: Tensor,

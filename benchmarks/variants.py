@@ -18,7 +18,7 @@ class Variant:
     def config(self, base: DMTConfig) -> DMTConfig:
         cfg = ablation(self.ablation, base)
         if self.labels == "none":  # the same number of updates, all self-supervised
-            cfg = cfg.replace(steps=base.warmup_steps + base.steps)
+            cfg = cfg.replace(steps=base.total_steps(uses_labels=True))
         if self.labels == "all":  # the ceiling sees as many samples per update as DMT's students
             cfg = cfg.replace(labeled_batch_size=base.labeled_batch_size + base.batch_size)
         return cfg

@@ -56,11 +56,18 @@ def sample_geometry(batch: int, generator: torch.Generator, scale_range: tuple[f
     return GeometricParams(scale, shift, flip)
 
 
-def warp(x: Tensor, params: GeometricParams, mode: str = "bilinear") -> Tensor:
-    """Apply the per-sample affine to ``[B, C, H, W]`` or ``[B, H, W]`` tensors."""
+def warp(x: Tensor, params: GeometricParams | Tensor, mode: str = "bilinear") -> Tensor:
+    """Apply a per-sample affine to ``[B, C, H, W]`` or ``[B, H, W]`` tensors (border padding).
+
+    ``params``: crop/shift/flip parameters, or any affine as ``[B, 2, 3]`` matrices in
+    ``F.affine_grid``'s normalised coordinates (output point -> input point), e.g. with rotation.
+    """
     squeeze = x.dim() == 3
     x4 = x.unsqueeze(1) if squeeze else x
-    grid = params.grid(x4.shape[-2], x4.shape[-1], x.device, x4.dtype)
+    if isinstance(params, GeometricParams):
+        grid = params.grid(x4.shape[-2], x4.shape[-1], x.device, x4.dtype)
+    else:
+        grid = F.affine_grid(params.to(x4.dtype), list(x4.shape), align_corners=False)
     out = F.grid_sample(x4, grid, mode=mode, padding_mode="border", align_corners=False)
     return out.squeeze(1) if squeeze else out
 
@@ -120,7 +127,7 @@ def augment_audio(audio: Tensor, generator: torch.Generator, gain_db: float = 6.
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Weak view for the teachers, strong view for the students (DESIGN.md section 2)."""
+    """Weak view for the teachers, strong view for the students (docs/design.md, 'The method')."""
 
     weak_flip_p: float = 0.5
     strong_scale: tuple[float, float] = (0.6, 1.0)

@@ -9,6 +9,10 @@ from typing import Any
 import torch
 
 FORMAT = "dmt_wrap/1"
+#: What a saved model (``DualMeanTeacher.model_state``) holds; a training checkpoint nests it under "model".
+MODEL_KEYS = ("network", "config", "students", "teachers")
+#: The teacher-student pairs' names: in a training checkpoint's stream names ("labeled_A") and in messages.
+PAIR_NAMES = ("A", "B")
 
 
 class CheckpointError(ValueError):

@@ -1,4 +1,4 @@
-"""Training configuration of the wrapper, and the named ablations of DESIGN.md section 2."""
+"""Training configuration of the wrapper, and the named ablations (docs/design.md, 'Ablations')."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -124,6 +124,15 @@ class DMTConfig:
                                  combine=self.pseudo_label, shape=self.pseudo_label_shape,
                                  delta_mode=self.delta_mode, max_area=self.max_label_area)
 
+    def effective_warmup(self, uses_labels: bool) -> int:
+        """Stage 1's length: ``warmup_steps`` when training with labels; without labels
+        (self-supervised) there is nothing to warm up on, so stage 2 starts at once."""
+        return self.warmup_steps if uses_labels else 0
+
+    def total_steps(self, uses_labels: bool) -> int:
+        """Updates per network over both stages (the schedule's length)."""
+        return self.effective_warmup(uses_labels) + self.steps
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -140,7 +149,7 @@ class DMTConfig:
         return replace(self, **changes)
 
 
-#: The ablations of DESIGN.md section 2 as config changes. "fully_supervised" and
+#: The ablations of docs/design.md, 'Ablations', as config changes. "fully_supervised" and
 #: "self_supervised" also change the data (all labeled / none). "self_supervised" is the
 #: method alone, so it also trains with the originals' mild augmentation.
 ABLATIONS: dict[str, dict[str, Any]] = {

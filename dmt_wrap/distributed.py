@@ -9,8 +9,8 @@ Launch any script that calls ``DualMeanTeacher.fit`` with ``torchrun``::
 ``fit`` joins the process group the script already started, or starts one from torchrun's
 environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``):
 ``nccl`` when the model is on a GPU, ``gloo`` on CPU; that group stays up until the process
-exits. Each process drives the GPU ``cuda:LOCAL_RANK``. What every rank does (DESIGN.md
-section 6):
+exits. Each process drives the GPU ``cuda:LOCAL_RANK``. What every rank does (docs/design.md,
+'Scale and distributed training'):
 
 * the data streams are sharded: each rank takes its slice of every global batch of the
   seeded permutation, so ``batch_size`` is per rank and the global batch is

@@ -5,21 +5,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .metrics import upsample_maps
+
 MAP_LOSSES = ("bce", "bce_dice")
-
-
-def upsample_to(maps: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinearly resize ``[B, h, w]`` maps to ``size``."""
-    if tuple(maps.shape[-2:]) == tuple(size):
-        return maps
-    return F.interpolate(maps.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
 
 
 def per_sample_map_loss(logits: Tensor, target: Tensor, kind: str = "bce") -> Tensor:
     """Loss of each sample ``[B]``: BCE on logits upsampled to the target, optionally + Dice."""
     if kind not in MAP_LOSSES:
         raise ValueError(f"map_loss must be one of {MAP_LOSSES}, got {kind!r}.")
-    logits = upsample_to(logits.float(), tuple(target.shape[-2:]))
+    logits = upsample_maps(logits, target.shape[-2:])  # as float32
     target = target.float()
     loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=(1, 2))
     if kind == "bce_dice":

@@ -1,4 +1,4 @@
-"""The two-stage training loop behind ``DualMeanTeacher.fit`` (DESIGN.md section 2).
+"""The two-stage training loop behind ``DualMeanTeacher.fit`` (docs/design.md, 'The method').
 
 Stage 1 (warm-up): every network trains on labeled data only, supervised map loss plus
 ``lambda_c`` times its own self-supervised loss. Stage 2 (unbiased learning): teachers
@@ -6,6 +6,8 @@ Stage 1 (warm-up): every network trains on labeled data only, supervised map los
 pick the labels; each student trains on a strong view of labeled + unlabeled data; every
 teacher follows its student by EMA after every step. The ablations are options of this
 same loop (``DMTConfig.teachers``, ``noise_filter``, ``pseudo_label``, ``use_labels``).
+Everything around the step (teachers' start and EMA, evaluation, history, checkpoints,
+progress bar) is a callback (``dmt_wrap.callbacks``).
 
 Reproducibility: the data order of each stream is a seeded endless permutation, and the
 augmentation and network randomness of step ``s`` come from seeds derived from
@@ -17,30 +19,31 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, default_collate
-from tqdm.auto import tqdm
 
 from . import distributed
 from .augment import Augmenter
-from .checkpoint import CheckpointError, load_checkpoint, require_keys, save_atomic
+from .callbacks import CHECKPOINT_NAME, Callback, Checkpoint, EMATeachers, Evaluation, History, ProgressBar
+from .checkpoint import MODEL_KEYS, PAIR_NAMES, CheckpointError, load_checkpoint, require_keys
 from .config import DMTConfig
 from .distributed import DistributedStudent, World
 from .filtering import (SILENT_SUMS, PseudoLabels, label_quality, make_pseudo_labels, silent_object_rates,
                         silent_object_sums)
 from .losses import map_loss, per_sample_map_loss
+from .metrics import upsample_maps
 from .streams import BatchStream, derive_seed
-from .wrapper import MODEL_KEYS, PAIR_NAMES, DualMeanTeacher
+
+if TYPE_CHECKING:  # annotations only: the wrapper imports this module
+    from .wrapper import DualMeanTeacher
 
 log = logging.getLogger("dmt_wrap")
 
-CHECKPOINT_NAME = "last.pt"
 LOSS_TERMS = ("supervised", "pseudo", "self_supervised", "total")
 #: what a batch brings to the device; ``silent_mask`` (visible objects that do not sound) on
 #: unlabeled items only feeds the diagnostics, like ``mask`` there
@@ -97,13 +100,17 @@ class Trainer:
     """Runs ``model``'s two stages; see the module docstring.
 
     ``world`` is this process's place in a data-parallel run (``dmt_wrap.distributed``);
-    the default is a single process.
+    the default is a single process. ``checkpoint_dir``, ``progress`` and ``eval_fn`` set up
+    the built-in callbacks; ``callbacks`` run after them (``dmt_wrap.callbacks``).
+
+    ``run`` is the whole schedule. To drive steps yourself (e.g. to time them): ``setup()``
+    once, then ``train_step(stage)``; ``model.start_teachers()`` before the first stage-2 step.
     """
 
     def __init__(self, model: DualMeanTeacher, labeled: Dataset | DataLoader | None,
                  unlabeled: Dataset | DataLoader | None, checkpoint_dir: str | os.PathLike | None = None,
                  progress: bool = True, eval_fn: Callable[[DualMeanTeacher], dict[str, float]] | None = None,
-                 world: World | None = None) -> None:
+                 world: World | None = None, callbacks: Sequence[Callback] = ()) -> None:
         cfg = model.config
         self.model, self.cfg = model, cfg
         self.device = model.device
@@ -114,13 +121,14 @@ class Trainer:
         self.unlabeled, self.unlabeled_opts = _dataset_of(unlabeled)
         self._check_data()
         self.checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
-        self.progress, self.eval_fn = progress, eval_fn
+        self.callbacks = builtin_callbacks(checkpoint_dir, progress, eval_fn) + list(callbacks)
         self.augmenter = Augmenter(cfg.augment)
         self.unlabeled_augmenter = Augmenter(cfg.unlabeled_augment) if cfg.unlabeled_augment else None
         self.optimizers = [build_optimizer(s.parameters(), cfg, self.device) for s in model.students]
         self.autocast_enabled = cfg.amp and self.device.type == "cuda"
         self.step = 0
         self.streams: dict[str, BatchStream] = {}
+        self._given: Mapping[str, dict[str, Tensor]] = {}  # batches passed to ``train_step``
 
     # ----------------------------------------------------------------- data
     def _check_data(self) -> None:
@@ -152,9 +160,13 @@ class Trainer:
                            collate_fn=opts.get("collate_fn"), rank=self.world.rank, world_size=self.world.size)
 
     def _next(self, name: str, needs_mask: bool) -> dict[str, Tensor]:
-        if name not in self.streams:
-            self.streams[name] = self._stream(name)
-        batch = as_batch_dict(self.streams[name].next(), needs_mask, name.rstrip("AB").rstrip("_"))
+        if name in self._given:
+            batch = self._given[name]
+        else:
+            if name not in self.streams:
+                self.streams[name] = self._stream(name)
+            batch = self.streams[name].next()
+        batch = as_batch_dict(batch, needs_mask, name.rstrip("AB").rstrip("_"))
         # only what the step uses crosses to the device (datasets may carry more, e.g. instance masks)
         return {k: batch[k].to(self.device, non_blocking=True) for k in BATCH_KEYS if k in batch}
 
@@ -173,6 +185,15 @@ class Trainer:
     def _uses_labels(self) -> bool:
         return self.cfg.use_labels and self.labeled is not None
 
+    @property
+    def total_steps(self) -> int:
+        """The schedule's length: warm-up (with labels only) plus stage 2."""
+        return self.cfg.total_steps(self._uses_labels())
+
+    def stage_at(self, step: int) -> str:
+        """``"warmup"`` or ``"unbiased"``: the stage step ``step`` (counted from 0) belongs to."""
+        return "warmup" if step < self.cfg.effective_warmup(self._uses_labels()) else "unbiased"
+
     def _pseudo_weight(self) -> float:
         """``lambda_u``, ramped up linearly over the first ``rampup_steps`` of stage 2.
 
@@ -182,7 +203,7 @@ class Trainer:
         cfg = self.cfg
         if cfg.rampup_steps <= 0:
             return cfg.lambda_u
-        into_stage2 = self.step - (cfg.warmup_steps if self._uses_labels() else 0) + 1
+        into_stage2 = self.step - cfg.effective_warmup(self._uses_labels()) + 1
         return cfg.lambda_u * min(1.0, max(0.0, into_stage2 / cfg.rampup_steps))
 
     def _students_view(self, k: int, labeled: dict[str, Tensor] | None, unlabeled: dict[str, Tensor] | None,
@@ -249,9 +270,29 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast_enabled):
             for teacher in self.model.teachers:
                 logits = teacher.module(self._images(images), audio).map.float()
-                probs.append(F.interpolate(torch.sigmoid(logits)[:, None], size=images.shape[-2:], mode="bilinear",
-                                           align_corners=False)[:, 0])
+                probs.append(upsample_maps(torch.sigmoid(logits), images.shape[-2:]))
         return probs
+
+    def train_step(self, stage: str, batches: Mapping[str, dict[str, Tensor]] | None = None) -> dict[str, float]:
+        """One update of every student in ``stage`` (``"warmup"`` or ``"unbiased"``), then the
+        ``on_step_end`` hooks (the EMA teachers follow there). Returns the step's loss terms and
+        diagnostics, averaged over networks and ranks.
+
+        ``batches`` maps stream names (``"labeled_A"``, ``"labeled_B"``, ``"unlabeled"``) to
+        batches used instead of drawing from those streams, e.g. one fixed batch already on the
+        device to time the step without the data pipeline; the streams are left untouched.
+        """
+        if stage not in ("warmup", "unbiased"):
+            raise ValueError(f"stage must be 'warmup' or 'unbiased', got {stage!r}.")
+        self._given = batches or {}
+        try:
+            values = self._train_step(stage)
+        finally:
+            self._given = {}
+        self.step += 1
+        for callback in self.callbacks:
+            callback.on_step_end(self, values)
+        return values
 
     def _train_step(self, stage: str) -> dict[str, float]:
         cfg = self.cfg
@@ -295,8 +336,6 @@ class Trainer:
             optimizer.step()
         for student in self.model.students:
             distributed.broadcast_buffers(student, self.world)
-        if self.model.has_teachers:
-            self.model.update_teachers()
         logged = {name: float(host_terms[:, i].mean()) for i, name in enumerate(LOSS_TERMS)}
         return {**logged, **self._kept_means(host_diagnostics)}
 
@@ -368,9 +407,10 @@ class Trainer:
         collate = opts.get("collate_fn", default_collate)
         return as_batch_dict(collate([dataset[i] for i in range(size)]), needs_mask=False, role="first")
 
-    def _recalibrate(self) -> None:
-        """Refit each network's eval-mode calibration on the first unlabeled batch (weak view),
-        just before its teacher is copied from it (``recalibrate_teachers``)."""
+    def refit_eval_calibration(self) -> None:
+        """Refit each network's eval-mode calibration on the first unlabeled batch (weak view);
+        ``EMATeachers`` calls it just before the teachers are copied from the students when
+        ``recalibrate_teachers`` is set."""
         batch = self._first_batch(self.unlabeled, self.unlabeled_opts, self.cfg.batch_size)
         images = batch["image"].to(self.device)
         images = self.augmenter.weak(images, torch.Generator().manual_seed(self._seed("recalibrate")))[0]
@@ -395,7 +435,8 @@ class Trainer:
             for student in self.model.students:
                 distributed.broadcast_buffers(student, self.world)
 
-    def _state(self) -> dict[str, Any]:
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What ``last.pt`` holds: the model, the optimizers, the step and each stream's position."""
         return {"model": self.model.model_state(), "optimizers": [o.state_dict() for o in self.optimizers],
                 "step": self.step, "streams": {n: s.consumed for n, s in self.streams.items()}}
 
@@ -417,63 +458,58 @@ class Trainer:
         if self.world.is_main:
             log.info("resumed from %s at step %d", path, self.step)
 
-    def run(self, resume: bool = False) -> list[dict[str, Any]]:
-        cfg = self.cfg
+    def setup(self, resume: bool = False) -> None:
+        """Ready the networks for the first step: restore ``checkpoint_dir/last.pt`` when
+        ``resume`` and it exists, else check the contract and calibrate; then, in a parallel
+        run, wrap the students in DDP."""
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             self._restore(self.checkpoint_path)
         else:
             self._initialise()
         self._distribute()
-        total = cfg.warmup_steps + cfg.steps if self._uses_labels() else cfg.steps
-        warmup = cfg.warmup_steps if self._uses_labels() else 0
-        show = self.progress and self.world.is_main
-        bar = tqdm(total=total, initial=self.step, disable=not show, desc=f"{self.model.network_name}",
-                   dynamic_ncols=True)
+
+    def run(self, resume: bool = False) -> list[dict[str, Any]]:
+        """The whole schedule (see ``dmt_wrap.callbacks`` for when each hook runs); the history."""
+        self.setup(resume)
+        self._call("on_fit_start")
+        stage_now, total = None, self.total_steps
         epoch_start, sums, count = time.perf_counter(), {}, 0
         while self.step < total:
-            stage = "warmup" if self.step < warmup else "unbiased"
-            if stage == "unbiased" and cfg.teachers > 0 and not self.model.has_teachers:
-                if cfg.recalibrate_teachers:
-                    self._recalibrate()
-                self.model.start_teachers()
-            values = self._train_step(stage)
+            stage = self.stage_at(self.step)
+            if stage != stage_now:
+                self._call("on_stage_start", stage)
+                stage_now = stage
+            values = self.train_step(stage)
             for name, value in values.items():
                 sums[name] = sums.get(name, 0.0) + value
             count += 1
-            self.step += 1
-            if show:
-                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k in ("total", "keep_rate")},
-                                refresh=False)
-                bar.update(1)
-            if self.step % cfg.steps_per_epoch == 0 or self.step == total:
+            if self.step % self.cfg.steps_per_epoch == 0 or self.step == total:
                 self._end_epoch(stage, sums, count, time.perf_counter() - epoch_start)
                 epoch_start, sums, count = time.perf_counter(), {}, 0
-        bar.close()
-        if cfg.teachers > 0 and not self.model.has_teachers:
-            self.model.start_teachers()
+        self._call("on_fit_end")
         return self.model.history
 
     def _end_epoch(self, stage: str, sums: dict[str, float], count: int, seconds: float) -> None:
-        """One history row (the same on every rank), logged and checkpointed by rank 0."""
+        """The epoch's history row (the same on every rank), handed to the ``on_epoch_end`` hooks."""
         row: dict[str, Any] = {"epoch": len(self.model.history) + 1, "step": self.step, "stage": stage,
                                "seconds": round(seconds, 3)}
         row.update({name: value / count for name, value in sums.items()})
-        if self.eval_fn is not None:
-            row.update(self._evaluate())
-        self.model.history.append(row)
-        if not self.world.is_main:
-            return
-        log.info("epoch %d (step %d, %s, %.1fs): %s", row["epoch"], self.step, stage, seconds,
-                 ", ".join(f"{k}={v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "seconds"))
-        if self.checkpoint_path is not None:
-            save_atomic(self._state(), self.checkpoint_path)
+        self._call("on_epoch_end", row)
 
-    def _evaluate(self) -> dict[str, Any]:
-        """``eval_fn``'s numbers; in a parallel run it runs on every rank (the teachers are
-        identical there) and its numbers are averaged, so it may score just the rank's shard."""
-        numbers = self.eval_fn(self.model)
-        if not self.world.parallel:
-            return numbers
-        names = sorted(numbers)
-        values = torch.tensor([float(numbers[name]) for name in names], dtype=torch.float64, device=self.device)
-        return dict(zip(names, distributed.mean(values, self.world).tolist()))
+    def _call(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+
+def builtin_callbacks(checkpoint_dir: str | os.PathLike | None, progress: bool,
+                      eval_fn: Callable[[DualMeanTeacher], dict[str, float]] | None) -> list[Callback]:
+    """The callbacks every run has, in the order their hooks must run (``dmt_wrap.callbacks``)."""
+    callbacks: list[Callback] = [EMATeachers()]
+    if eval_fn is not None:
+        callbacks.append(Evaluation(eval_fn))
+    callbacks.append(History())
+    if checkpoint_dir:
+        callbacks.append(Checkpoint(checkpoint_dir))
+    if progress:
+        callbacks.append(ProgressBar())
+    return callbacks

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -12,15 +12,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import distributed
 from .calibration import CalibratedNetwork
-from .checkpoint import CheckpointError, load_checkpoint, require_keys, save_atomic
+from .callbacks import Callback
+from .checkpoint import MODEL_KEYS, CheckpointError, load_checkpoint, require_keys, save_atomic
 from .config import DMTConfig
 from .ema import make_teacher
-from .losses import upsample_to
+from .metrics import upsample_maps
 from .streams import derive_seed
+from .trainer import Trainer
 
 BackboneFactory = Callable[[], nn.Module]
-PAIR_NAMES = ("A", "B")
-MODEL_KEYS = ("network", "config", "students", "teachers")
 
 
 class DualMeanTeacher(nn.Module):
@@ -102,7 +102,8 @@ class DualMeanTeacher(nn.Module):
     # ----------------------------------------------------------------- training
     def fit(self, labeled: Dataset | DataLoader | None, unlabeled: Dataset | DataLoader | None = None, *,
             checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
-            eval_fn: Callable[["DualMeanTeacher"], dict[str, float]] | None = None) -> list[dict[str, Any]]:
+            eval_fn: Callable[["DualMeanTeacher"], dict[str, float]] | None = None,
+            callbacks: Sequence[Callback] = ()) -> list[dict[str, Any]]:
         """Warm-up on ``labeled``, then unbiased learning with ``unlabeled``.
 
         Items (dicts; a tuple ``(image, audio[, mask])`` is accepted too):
@@ -122,6 +123,10 @@ class DualMeanTeacher(nn.Module):
         every epoch and its numbers join the history. Returns the history: one dict per
         epoch (losses, keep rate, consensus IoU, pseudo-label quality, eval numbers).
 
+        ``callbacks`` (``dmt_wrap.callbacks.Callback``) run after the built-in ones (EMA
+        teachers, evaluation, history, checkpoint, progress bar), so they see each epoch's
+        row complete; e.g. ``callbacks=[TensorBoardLogger("runs/tb")]``.
+
         Several GPUs or machines: launch the same script with ``torchrun`` (for instance
         ``torchrun --nproc_per_node=4 train.py``). ``fit`` joins the process group the script
         started, or starts one from torchrun's environment (kept until the process exits);
@@ -130,10 +135,8 @@ class DualMeanTeacher(nn.Module):
         stay identical everywhere, and only rank 0 writes checkpoints, logs and the
         progress bar. Details and the differences from one process: ``dmt_wrap.distributed``.
         """
-        from .trainer import Trainer  # the loop lives in its own module
-
         trainer = Trainer(self, labeled, unlabeled, checkpoint_dir=checkpoint_dir, progress=progress,
-                          eval_fn=eval_fn, world=distributed.join(self.device))
+                          eval_fn=eval_fn, world=distributed.join(self.device), callbacks=callbacks)
         return trainer.run(resume=resume)
 
     # ----------------------------------------------------------------- inference
@@ -160,7 +163,7 @@ class DualMeanTeacher(nn.Module):
                 total = prob if total is None else total + prob
         for net, mode in zip(nets, was_training):
             net.train(mode)
-        return upsample_to(total / len(nets), tuple(images.shape[-2:])).clamp(0, 1)
+        return upsample_maps(total / len(nets), images.shape[-2:]).clamp(0, 1)
 
     # ----------------------------------------------------------------- persistence
     def model_state(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from torch import nn
 
 from dmt_wrap import DMTConfig
 from dmt_wrap.augment import AugmentConfig
-from toy import SquaresDataset, ToyNet
+from tests.toy import SquaresDataset, ToyNet
 
 WORLD_SIZE = 2
 

@@ -19,11 +19,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-sys.path.insert(0, str(Path(__file__).parent))
-from distributed_setup import PER_RANK, FlatToyNet, toy_data  # noqa: E402
-from toy import ToyNet  # noqa: E402
-
-from dmt_wrap import DualMeanTeacher, ablation  # noqa: E402
+from dmt_wrap import DualMeanTeacher, ablation
+from tests.distributed_setup import PER_RANK, FlatToyNet, toy_data
+from tests.toy import ToyNet
 
 
 def fit_and_save(name: str, factory, out: Path, **overrides) -> None:

@@ -15,6 +15,10 @@ def test_separable_grid_equals_affine_grid():
         expected = F.affine_grid(theta, [5, 3, height, width], align_corners=False)
         grid = params.grid(height, width, torch.device("cpu"), torch.float32)
         assert torch.allclose(grid, expected, atol=1e-6)
+    # the same affine given as matrices warps images and [B, H, W] maps alike
+    images, maps = torch.rand(5, 3, 9, 20), torch.rand(5, 9, 20)
+    assert torch.allclose(warp(images, theta), warp(images, params), atol=1e-5)
+    assert torch.allclose(warp(maps, theta), warp(maps, params), atol=1e-5)
 
 
 def test_weak_view_mirror_equals_the_flip_warp():

@@ -25,15 +25,14 @@ from torch import nn
 from torch.utils.data import Subset
 
 from dmt_wrap import DMTConfig, DualMeanTeacher, NonFiniteLossError, ablation
-from dmt_wrap.checkpoint import FORMAT, CheckpointError, load_checkpoint
+from dmt_wrap.checkpoint import FORMAT, PAIR_NAMES, CheckpointError, load_checkpoint
 from dmt_wrap.datasets.flickr import FlickrSoundNet
 from dmt_wrap.datasets.media import DataError
 from dmt_wrap.datasets.splits import label_split
 from dmt_wrap.datasets.vggss import VGGSoundSource
 from dmt_wrap.streams import BatchStream
 from dmt_wrap.trainer import DataFormatError, Trainer
-from dmt_wrap.wrapper import PAIR_NAMES
-from toy import SquaresDataset, ToyNet
+from tests.toy import SquaresDataset, ToyNet
 
 TINY = DMTConfig(warmup_steps=3, steps=2, steps_per_epoch=3, batch_size=6, labeled_batch_size=3, lr=3e-3,
                  ema_decay=0.5, delta=0.5, tau=0.3)
@@ -550,7 +549,7 @@ def test_loader_arguments_must_be_positive_and_finite(tmp_path, argument, value)
 # ---------------------------------------------------------------- composed scenes (stamp files)
 @pytest.fixture
 def composed():
-    return pytest.importorskip("dmt_wrap.datasets.composed.dataset")
+    return pytest.importorskip("benchmarks.composed.dataset")
 
 
 def write_stamp(folder: Path, name: str, frequency: float, rate: int, damage: str | None = None) -> None:

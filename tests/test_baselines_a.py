@@ -15,7 +15,8 @@ from baselines.ezvsl import EZVSL, mil_contrastive_loss, mil_pair_logits
 from baselines.fnac import FNAC, fnac_regularisers
 from baselines.lvs import lvs_logits, lvs_trimap
 from baselines.registry import register
-from baselines.ssltie import equivariance_loss, random_view_transforms, warp
+from baselines.ssltie import equivariance_loss, random_view_transforms
+from dmt_wrap.augment import warp
 from dmt_wrap.contract import check_finite_map, parse_output
 
 torch.set_num_threads(1)

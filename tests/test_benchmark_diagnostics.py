@@ -4,11 +4,8 @@ import json
 import pytest
 import torch
 
-from test_benchmark_run import run, tiny_preset  # noqa: F401  (the fixture)
-
-import headroom  # noqa: E402
-import pointing_breakdown  # noqa: E402
-import sspl_pooling  # noqa: E402
+from benchmarks import headroom, pointing_breakdown, sspl_pooling
+from tests.test_benchmark_run import run, tiny_preset  # noqa: F401  (the fixture)
 
 
 def test_headroom_runs_naive_and_ceiling_per_tier_and_tabulates_the_difference(tiny_preset, tmp_path):

@@ -1,16 +1,14 @@
 """The benchmark's whole path (data, variants, training, scoring, tables, plots) at toy scale."""
 import json
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-sys.path.insert(0, str(BENCH))
-
-import presets  # noqa: E402
-import run  # noqa: E402
+from benchmarks import presets, run
+from tests.child_env import same_code_env
 
 
 @pytest.fixture
@@ -55,7 +53,7 @@ def test_run_writes_tables_json_and_plots_and_resumes(tiny_preset, tmp_path, cap
 def test_reports_name_a_command_that_pastes_back_into_a_shell():
     import shlex
 
-    from report import command_line
+    from benchmarks.report import command_line
 
     argv = ["--method", "sspl", "--network-args", '{"freeze_visual": true, "visual_weights": "my dir/v.pth"}']
     assert shlex.split(command_line("run.py", argv)) == ["python", "benchmarks/run.py", *argv]
@@ -67,8 +65,17 @@ def test_unknown_method_is_refused_with_the_choices(capsys):
     assert "ezvsl" in capsys.readouterr().err
 
 
+def test_the_scripts_run_as_files_from_any_folder(tmp_path):
+    """``python benchmarks/run.py`` imports ``benchmarks.*`` as a package, with no path edits."""
+    script = Path(run.__file__)
+    done = subprocess.run([sys.executable, str(script), "--help"], cwd=tmp_path, env=same_code_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--method" in done.stdout
+
+
 def _vggss_root(root: Path) -> Path:
-    from test_real_datasets import write_clip, write_frame
+    from tests.test_real_datasets import write_clip, write_frame
 
     box = [[0.1, 0.1, 0.6, 0.7]]
     train = [f"train{n}_000010" for n in range(10)]
@@ -84,7 +91,7 @@ def _vggss_root(root: Path) -> Path:
 
 
 def test_real_vggss_builds_labeled_unlabeled_and_test_sets(tiny_preset, tmp_path):
-    import data
+    from benchmarks import data
 
     root = _vggss_root(tmp_path)
     built = data.real("vggss", str(root), tiny_preset, ratio=0.2, seed=0)
@@ -103,7 +110,7 @@ def test_real_vggss_builds_labeled_unlabeled_and_test_sets(tiny_preset, tmp_path
 
 
 def test_real_flickr_names_missing_list_files(tiny_preset, tmp_path):
-    import data
+    from benchmarks import data
 
     with pytest.raises(SystemExit, match="test.txt: the test ids, one per line"):
         data.real("flickr", str(tmp_path), tiny_preset, ratio=0.2, seed=0)

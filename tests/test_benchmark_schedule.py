@@ -4,9 +4,8 @@ import json
 import pytest
 import torch
 
-from test_benchmark_run import run, tiny_preset  # noqa: F401  (the fixture)
-
 from dmt_wrap import DMTConfig, DualMeanTeacher, ablation
+from tests.test_benchmark_run import run, tiny_preset  # noqa: F401  (the fixture)
 from dmt_wrap.augment import MILD_AUGMENT, AugmentConfig, augment_audio
 
 
@@ -19,8 +18,8 @@ def test_steps_override_reaches_the_jobs_and_a_changed_schedule_is_refused(tiny_
     assert runs["naive"]["updates_per_network"] == 4 and runs["self_supervised"]["updates_per_network"] == 4
     assert runs["naive"]["config"]["steps"] == 3 and runs["self_supervised"]["config"]["steps"] == 4
     # the trained encoders warm-start another method
-    import export_encoders
     from baselines.registry import build
+    from benchmarks import export_encoders
 
     naive = out / "jobs" / "ezvsl" / "ratio0.03" / "seed0" / "naive"
     files = export_encoders.export(naive / "model.pt", "ezvsl", "quick", {}, tmp_path / "warm")
@@ -89,8 +88,9 @@ def test_self_supervised_trains_with_the_originals_mild_augmentation():
 def test_paper_preset_runs_its_resnet18_at_224_for_one_update_per_stage(monkeypatch, tmp_path):
     """The paper preset's models, resolution, audio length and DMT path, shrunk in data and
     batch only (the full preset is for a GPU)."""
-    import presets
     from dataclasses import replace
+
+    from benchmarks import presets
 
     monkeypatch.setenv("DMT_WRAP_CACHE", str(tmp_path / "cache"))
     small_data = replace(presets.PAPER, train_size=100, unlabeled_size=16, test_size=4, curve_size=2)

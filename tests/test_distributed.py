@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from distributed_setup import SINGLE_PROCESS, WORLD_SIZE, FlatToyNet, toy_data
 from dmt_wrap import DualMeanTeacher
 from dmt_wrap.streams import BatchStream, EndlessSampler
-from toy import SquaresDataset
+from tests.child_env import same_code_env
+from tests.distributed_setup import SINGLE_PROCESS, WORLD_SIZE, FlatToyNet, toy_data
+from tests.toy import SquaresDataset
 
 WORKER = Path(__file__).parent / "distributed_worker.py"
 TIMEOUT_S = 300
@@ -30,7 +31,7 @@ def ranks(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("distributed")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD_SIZE}",
                str(WORKER), str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = same_code_env(OMP_NUM_THREADS="1")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                start_new_session=True)
     try:

@@ -6,15 +6,15 @@ import pytest
 import torch
 
 import baselines
+from dmt_wrap.datasets.boxes import flickr_gt, vggss_gt
 from dmt_wrap.datasets.extended import ExtendedPairs, generate_pairs, write_pairs
 from dmt_wrap.datasets.flickr import FlickrSoundNet
 from dmt_wrap.datasets.media import DataError
 from dmt_wrap.datasets.vggss import VGGSoundSource
 from dmt_wrap.evaluation import evaluate_model
-from dmt_wrap.metrics import flickr_gt, vggss_gt
 from dmt_wrap.wrapper import DualMeanTeacher
-from test_evaluation import evaluate_cli
-from test_real_datasets import FLICKR_BOXES, flickr_root, write_clip, write_frame  # noqa: F401
+from tests.test_evaluation import evaluate_cli
+from tests.test_real_datasets import FLICKR_BOXES, flickr_root, write_clip, write_frame  # noqa: F401
 
 SIZE = 32
 # A and C have large boxes, so that a map equal to G scores cIoU 1 at the median; B's is

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import dmt_wrap
 from dmt_wrap.checkpoint import CheckpointError, load_checkpoint, save_atomic
-from fault_scripts import train_toy
+from tests.child_env import same_code_env
+from tests.fault_scripts import train_toy
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 
@@ -32,12 +32,6 @@ PROCESS_TIMEOUT = 120.0  # seconds: a loaded CI machine still imports torch well
 
 
 # ----------------------------------------------------------------- helpers
-def same_code_env() -> dict[str, str]:
-    """The environment for a child interpreter that imports the very dmt_wrap under test."""
-    source_root = str(Path(dmt_wrap.__file__).resolve().parents[1])
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source_root, os.environ.get("PYTHONPATH")]))}
-
-
 def wait_until(condition: Callable[[], bool], timeout: float, what: str,
                alive: Callable[[], bool] = lambda: True, log: Path | None = None) -> None:
     """Poll ``condition`` every 2 ms; fail with ``what`` (and the log) on timeout or death."""

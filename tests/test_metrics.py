@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from dmt_wrap.datasets.boxes import flickr_gt, vggss_gt
 from dmt_wrap.metrics import (MetricAccumulator, area_iou, ciou_at, ciou_auc, ciou_per_image,
-                              extended_ap_f1, flickr_gt, map_confidence, pixel_ap,
-                              pointing_game, upsample_maps, vggss_gt)
+                              extended_ap_f1, map_confidence, pixel_ap, pointing_game, upsample_maps)
 
 # Flickr-like consensus on a 4x4 grid: both annotators on the left 2x2, one on the right 2x2.
 CONSENSUS = torch.tensor([[1.0, 1.0, 0.5, 0.5],

@@ -9,7 +9,7 @@ from dmt_wrap import DMTConfig, DualMeanTeacher, ablation
 from dmt_wrap.augment import MILD_AUGMENT, AugmentConfig
 from dmt_wrap.filtering import PseudoLabels, silent_object_rates, silent_object_sums
 from dmt_wrap.trainer import Trainer
-from toy import SquaresDataset, ToyNet
+from tests.toy import SquaresDataset, ToyNet
 
 FAST = DMTConfig(warmup_steps=4, steps=4, steps_per_epoch=4, batch_size=8, labeled_batch_size=4, lr=3e-3,
                  ema_decay=0.5, delta=0.5, tau=0.3)

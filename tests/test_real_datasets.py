@@ -8,11 +8,11 @@ import soundfile as sf
 import torch
 from PIL import Image
 
+from dmt_wrap.datasets.boxes import flickr_gt, vggss_gt
 from dmt_wrap.datasets.flickr import FlickrSoundNet
 from dmt_wrap.datasets.media import DataError, read_audio_clip, read_image
 from dmt_wrap.datasets.splits import label_split
 from dmt_wrap.datasets.vggss import VGGSoundSource
-from dmt_wrap.metrics import flickr_gt, vggss_gt
 
 SIZE = 32  # small images keep the tests fast; the default is 224
 FLICKR_BOXES = {"1001": [[0, 0, 128, 128], [0, 0, 256, 128]], "1002": [[64, 64, 192, 192]]}

@@ -4,7 +4,7 @@ from torch import nn
 
 from dmt_wrap import ContractError, DMTConfig, DualMeanTeacher, ablation
 from dmt_wrap.checkpoint import CheckpointError
-from toy import SquaresDataset, ToyNet
+from tests.toy import SquaresDataset, ToyNet
 
 FAST = DMTConfig(warmup_steps=6, steps=6, steps_per_epoch=3, batch_size=8, labeled_batch_size=4, lr=3e-3,
                  ema_decay=0.5, delta=0.5, tau=0.3)

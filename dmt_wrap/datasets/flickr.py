@@ -14,8 +14,8 @@ from pathlib import Path
 
 from torch import Tensor
 
+from dmt_wrap.datasets.boxes import FLICKR_ANNOTATION_SIZE, flickr_gt
 from dmt_wrap.datasets.media import Boxes, DataError, FrameAudioDataset, check_box
-from dmt_wrap.metrics import FLICKR_ANNOTATION_SIZE, flickr_gt
 
 BOX_TAGS = ("bndbox", "bbox")
 COORDINATE_TAGS = ("xmin", "ymin", "xmax", "ymax")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from torch import Tensor
 
+from dmt_wrap.datasets.boxes import vggss_gt
 from dmt_wrap.datasets.media import Boxes, DataError, FrameAudioDataset, check_box
-from dmt_wrap.metrics import vggss_gt
 
 REQUIRED_KEYS = ("file", "bbox")
 # Published boxes are rounded: up to a fifth of a 224-pixel step outside [0, 1] is

@@ -12,11 +12,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for toy.py
-
-from toy import SquaresDataset, ToyNet  # noqa: E402
-
-from dmt_wrap import DMTConfig, DualMeanTeacher  # noqa: E402
+from dmt_wrap import DMTConfig, DualMeanTeacher
+from tests.toy import SquaresDataset, ToyNet
 
 CONFIG = DMTConfig(warmup_steps=6, steps=34, steps_per_epoch=4, batch_size=6, labeled_batch_size=3, lr=3e-3,
                    ema_decay=0.5, delta=0.5, tau=0.3, seed=7)

@@ -22,7 +22,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ...checkpoint import torch_save_atomic
+from dmt_wrap.checkpoint import torch_save_atomic
+
 from .dataset import ComposedScenes, unpack_item
 from .tiers import TierConfig
 

@@ -1,0 +1,177 @@
+"""Hooks into the training loop, in the manner of PyTorch Lightning's ``Callback``.
+
+The loop (``dmt_wrap.trainer.Trainer.run``) calls, in this order::
+
+    on_fit_start(trainer)
+    on_stage_start(trainer, stage)      # "warmup" or "unbiased", when the stage changes
+    on_step_end(trainer, values)        # after every step; trainer.step counts it already
+    on_epoch_end(trainer, row)          # every steps_per_epoch steps and at the last one
+    on_fit_end(trainer)
+
+Each hook runs on every callback in list order: first the built-ins the trainer sets up
+(``EMATeachers``, ``Evaluation``, ``History``, ``Checkpoint``, ``ProgressBar``), then the
+user's (``DualMeanTeacher.fit(..., callbacks=[...])``). Order carries meaning: the
+teachers follow the students before anyone reads the step; the evaluation numbers join
+the epoch's row before ``History`` appends it; the checkpoint is written after the row, so
+it holds the history up to that epoch. In a parallel run every rank runs every hook (the
+evaluation is a collective); the built-ins that write (log, checkpoint, bar) act on rank 0.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from tqdm.auto import tqdm
+
+from . import distributed
+from .checkpoint import save_atomic
+
+if TYPE_CHECKING:  # annotations only: the trainer imports this module
+    from .trainer import Trainer
+    from .wrapper import DualMeanTeacher
+
+log = logging.getLogger("dmt_wrap")
+
+CHECKPOINT_NAME = "last.pt"
+BAR_VALUES = ("total", "keep_rate")  # the step values the progress bar shows
+
+
+class Callback:
+    """Base class: every hook does nothing; override the ones you need."""
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Before the first step (after the calibration or the restore from a checkpoint)."""
+
+    def on_stage_start(self, trainer: Trainer, stage: str) -> None:
+        """When ``stage`` (``"warmup"`` or ``"unbiased"``) begins, or a resumed run re-enters it."""
+
+    def on_step_end(self, trainer: Trainer, values: dict[str, float]) -> None:
+        """After each step; ``values`` are its loss terms and diagnostics, on the host."""
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        """After each epoch; ``row`` is the epoch's history row (earlier callbacks may add to it)."""
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        """After the last step (also when a resumed run had no step left)."""
+
+
+class EMATeachers(Callback):
+    """Starts the teachers when stage 2 begins and moves them towards the students after
+    every step (the teachers of a run that never reached stage 2 start at its end)."""
+
+    def on_stage_start(self, trainer: Trainer, stage: str) -> None:
+        if stage == "unbiased":
+            self._start(trainer)
+
+    def on_step_end(self, trainer: Trainer, values: dict[str, float]) -> None:
+        if trainer.model.has_teachers:
+            trainer.model.update_teachers()
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._start(trainer)
+
+    @staticmethod
+    def _start(trainer: Trainer) -> None:
+        model = trainer.model
+        if model.config.teachers > 0 and not model.has_teachers:
+            if model.config.recalibrate_teachers:
+                trainer.refit_eval_calibration()
+            model.start_teachers()
+
+
+class Evaluation(Callback):
+    """``eval_fn(model)``'s numbers join each epoch's row.
+
+    In a parallel run it runs on every rank (the teachers are identical there) and its
+    numbers are averaged, so it may score just the rank's shard.
+    """
+
+    def __init__(self, eval_fn: Callable[[DualMeanTeacher], dict[str, float]]) -> None:
+        self.eval_fn = eval_fn
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        numbers = self.eval_fn(trainer.model)
+        if trainer.world.parallel:
+            names = sorted(numbers)
+            values = torch.tensor([float(numbers[name]) for name in names], dtype=torch.float64,
+                                  device=trainer.device)
+            numbers = dict(zip(names, distributed.mean(values, trainer.world).tolist()))
+        row.update(numbers)
+
+
+class History(Callback):
+    """Appends each epoch's row to ``model.history`` (the same on every rank); rank 0 logs it."""
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        trainer.model.history.append(row)
+        if trainer.world.is_main:
+            log.info("epoch %d (step %d, %s, %.1fs): %s", row["epoch"], row["step"], row["stage"], row["seconds"],
+                     ", ".join(f"{k}={v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "seconds"))
+
+
+class Checkpoint(Callback):
+    """Rank 0 writes ``folder/last.pt`` atomically after every epoch (what ``resume=True`` reads)."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.path = Path(folder) / CHECKPOINT_NAME
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        if trainer.world.is_main:
+            save_atomic(trainer.checkpoint_state(), self.path)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over the whole schedule on rank 0, showing the step's total loss and keep rate."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, disable=not trainer.world.is_main,
+                        desc=trainer.model.network_name, dynamic_ncols=True)
+
+    def on_step_end(self, trainer: Trainer, values: dict[str, float]) -> None:
+        if self.bar is not None and not self.bar.disable:
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k in BAR_VALUES}, refresh=False)
+            self.bar.update(1)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class TensorBoardLogger(Callback):
+    """Rank 0 writes every float of each epoch's history row as a TensorBoard scalar (tag: its
+    name, step: the row's ``step``) to ``log_dir``. Needs ``pip install 'dmt_wrap[tensorboard]'``."""
+
+    def __init__(self, log_dir: str | os.PathLike) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:
+            raise ImportError("TensorBoardLogger needs the tensorboard package: pip install "
+                              "'dmt_wrap[tensorboard]' (or pip install tensorboard).") from exc
+        self.log_dir = Path(log_dir)
+        self._writer_class = SummaryWriter
+        self.writer: Any = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if trainer.world.is_main:
+            self.writer = self._writer_class(log_dir=str(self.log_dir))
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        for name, value in row.items():
+            if isinstance(value, float):
+                self.writer.add_scalar(name, value, global_step=row["step"])
+        self.writer.flush()
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
