@@ -50,6 +50,9 @@ def open_container(path: str | os.PathLike) -> av.container.InputContainer:
         raise DataError(f"{path}: file is empty (0 bytes); copy or download it again.", path)
     try:
         return av.open(str(path))
+    except av.error.EOFError as exc:
+        raise DataError(f"{path}: holds headers but no media data (zero-length clip); pass another file.",
+                        path) from exc
     except av.error.FFmpegError as exc:
         raise DataError(f"{path}: not a readable media file, corrupt or truncated ({exc}); copy or download it "
                         "again, or convert it with any video tool.", path) from exc

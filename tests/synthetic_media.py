@@ -46,6 +46,8 @@ def make_video(path: Path, width: int = 64, height: int = 48, seconds: float = 2
             sound = container.add_stream("libopus" if path.suffix == ".webm" else "aac", rate=48000 if
                                          path.suffix == ".webm" else RATE)
             sound.layout = "mono"
+        if not times:
+            container.start_encoding()  # headers only: a clip of zero length
         for time in times:
             frame = av.VideoFrame.from_ndarray(frame_at(time, seconds, width, height), format="rgb24")
             frame = frame.reformat(format="yuv420p")
