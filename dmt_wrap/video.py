@@ -58,10 +58,12 @@ def open_container(path: str | os.PathLike) -> av.container.InputContainer:
                         "again, or convert it with any video tool.", path) from exc
 
 
-def read_audio(path: str | os.PathLike, what: str = "audio track") -> AudioTrack:
-    """The first audio stream of ``path`` (a video or an audio file), all of it, at its own rate.
+def read_audio(path: str | os.PathLike, what: str = "audio track", rate: int | None = None,
+               mono: bool = False) -> AudioTrack:
+    """The first audio stream of ``path`` (a video or an audio file), all of it.
 
-    Up to two channels are kept (for re-encoding); ``AudioTrack.mono`` averages them.
+    At its own rate with up to two channels (for re-encoding; ``AudioTrack.mono`` averages
+    them), or resampled by FFmpeg to ``rate`` and downmixed when ``mono``.
     """
     path = Path(path)
     with open_container(path) as container:
@@ -69,8 +71,9 @@ def read_audio(path: str | os.PathLike, what: str = "audio track") -> AudioTrack
             raise DataError(f"{path}: has no audio track; pass one with --audio FILE (any audio or video file).",
                             path)
         stream = container.streams.audio[0]
-        layout = "stereo" if stream.codec_context.channels >= 2 else "mono"
-        resampler = av.AudioResampler(format="fltp", layout=layout, rate=stream.codec_context.sample_rate)
+        layout = "stereo" if stream.codec_context.channels >= 2 and not mono else "mono"
+        rate = rate or stream.codec_context.sample_rate
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
         chunks, start = [], None
         try:
             for frame in container.decode(stream):
@@ -87,12 +90,31 @@ def read_audio(path: str | os.PathLike, what: str = "audio track") -> AudioTrack
     samples = np.concatenate(chunks, axis=1).astype(np.float32)
     if not np.isfinite(samples).all():
         raise DataError(f"{path}: the {what} holds NaN or inf samples; re-encode it.", path)
-    return AudioTrack(samples, int(stream.codec_context.sample_rate), start or 0.0)
+    return AudioTrack(samples, int(rate), start or 0.0)
 
 
-def has_audio(path: str | os.PathLike) -> bool:
+@dataclass
+class Probe:
+    """What a file declares: its video stream's ``start`` and ``duration`` (s), and whether it has audio."""
+
+    start: float
+    duration: float
+    has_audio: bool
+
+
+def probe(path: str | os.PathLike) -> Probe:
+    """The declared start and length of the first video stream, and whether an audio track exists."""
+    path = Path(path)
     with open_container(path) as container:
-        return bool(container.streams.audio)
+        if not container.streams.video:
+            raise DataError(f"{path}: has no video stream (audio only?); pass a video file.", path)
+        stream, audio = container.streams.video[0], bool(container.streams.audio)
+        if stream.duration and stream.time_base:
+            return Probe(float((stream.start_time or 0) * stream.time_base),
+                         float(stream.duration * stream.time_base), audio)
+        if container.duration:
+            return Probe((container.start_time or 0) / av.time_base, container.duration / av.time_base, audio)
+    raise DataError(f"{path}: declares no duration; remux it (e.g. to .mp4) so that its length is recorded.", path)
 
 
 def sample_frames(path: str | os.PathLike, fps: float | None = None, times: Iterable[float] | None = None,
