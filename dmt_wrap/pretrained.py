@@ -9,7 +9,6 @@ tensor name and shape before a single weight is copied.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ from torch import nn
 
 from . import registry
 from .checkpoint import CheckpointError
+from .checksums import SUMS_FILE, verify_sums, write_sums
 from .config import DMTConfig
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ FORMAT = "dmt_wrap.pretrained"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-SUMS_FILE = "SHA256SUMS"
 PREFIX = "networks"
 
 
@@ -55,14 +54,6 @@ def inference_tensors(model: "DualMeanTeacher") -> tuple[str, dict[str, torch.Te
     tensors = {f"{PREFIX}.{index}.{name}": value.detach().to("cpu").contiguous().clone()
                for index, module in enumerate(modules) for name, value in module.state_dict().items()}
     return source, tensors
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_pretrained(model: "DualMeanTeacher", folder: str | os.PathLike, *, network: str,
@@ -95,8 +86,7 @@ def write_pretrained(model: "DualMeanTeacher", folder: str | os.PathLike, *, net
     try:
         save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
-        sums = "".join(f"{sha256(staging / name)}  {name}\n" for name in (WEIGHTS_FILE, CONFIG_FILE))
-        (staging / SUMS_FILE).write_text(sums)
+        write_sums(staging, (WEIGHTS_FILE, CONFIG_FILE))
         for name in (WEIGHTS_FILE, CONFIG_FILE, SUMS_FILE):
             with open(staging / name, "rb") as handle:
                 os.fsync(handle.fileno())
@@ -111,25 +101,8 @@ def write_pretrained(model: "DualMeanTeacher", folder: str | os.PathLike, *, net
 
 def verify_checksums(folder: Path) -> None:
     """Refuse a folder whose files do not match ``SHA256SUMS`` (or lack it)."""
-    sums_path = folder / SUMS_FILE
-    if not sums_path.is_file():
-        raise CheckpointError(f"{sums_path} is missing; {folder} is not a complete dmt_wrap export "
-                              "(re-export it with `dmt-wrap export`).")
-    listed: dict[str, str] = {}
-    for number, line in enumerate(sums_path.read_text().splitlines(), start=1):
-        parts = line.split()
-        if len(parts) != 2 or len(parts[0]) != 64:
-            raise CheckpointError(f"{sums_path} line {number} is not '<sha256>  <file>': {line!r}; re-export.")
-        listed[parts[1].lstrip("*")] = parts[0].lower()
-    for name in (WEIGHTS_FILE, CONFIG_FILE):
-        path = folder / name
-        if name not in listed:
-            raise CheckpointError(f"{sums_path} lists no checksum for {name}; re-export the model.")
-        if not path.is_file():
-            raise CheckpointError(f"{path} is missing; copy the whole exported folder.")
-        if sha256(path) != listed[name]:
-            raise CheckpointError(f"{path} does not match its checksum in {sums_path}: the file is corrupt, "
-                                  "incomplete or was edited; copy or download the folder again.")
+    verify_sums(folder, (WEIGHTS_FILE, CONFIG_FILE), CheckpointError, "copy the whole exported folder again or "
+                "re-export it with `dmt-wrap export`")
 
 
 def read_config(folder: str | os.PathLike, verify: bool = True) -> dict[str, Any]:

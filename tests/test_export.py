@@ -7,7 +7,8 @@ import torch
 from dmt_wrap import DMTConfig, DualMeanTeacher, registry
 from dmt_wrap.checkpoint import CheckpointError
 from dmt_wrap.export import export_saved
-from dmt_wrap.pretrained import FORMAT_VERSION, sha256, write_pretrained
+from dmt_wrap.checksums import sha256
+from dmt_wrap.pretrained import FORMAT_VERSION, write_pretrained
 from toy import ClipToyNet, SquaresDataset, ToyNet
 
 FAST = DMTConfig(warmup_steps=4, steps=4, steps_per_epoch=4, batch_size=8, labeled_batch_size=4, lr=3e-3,
