@@ -28,7 +28,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _job_preset(job_folder: Path) -> str | None:
     """The preset named in the comparison's ``results.json`` (``<out>/jobs/m/ratio/seed/variant``), if any."""
-    results = job_folder.resolve().parents[3] / "results.json" if len(job_folder.resolve().parents) > 3 else None
+    parents = job_folder.resolve().parents
+    results = parents[4] / "results.json" if len(parents) > 4 else None
     if results is None or not results.is_file():
         return None
     try:

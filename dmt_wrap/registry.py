@@ -36,7 +36,7 @@ def available() -> list[str]:
 
 def build(name: str, **kwargs) -> nn.Module:
     """Construct the network registered as ``name`` with the given keyword arguments."""
-    return resolve(name, load_entry_points=False)(**kwargs)
+    return resolve(name)(**kwargs)
 
 
 def name_of(net: nn.Module) -> str | None:
