@@ -9,6 +9,7 @@ import math
 import os
 import tempfile
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,10 @@ def colorize(confidence: np.ndarray) -> np.ndarray:
     return (rgba[..., :3] * 255).round().astype(np.uint8)
 
 
+@lru_cache(maxsize=8)
 def colour_bar(height: int) -> np.ndarray:
-    """A vertical colour bar with '1' at the top and '0' at the bottom, ``height`` pixels high."""
+    """A vertical colour bar with '1' at the top and '0' at the bottom, ``height`` pixels high (cached: every
+    frame of a video gets the same one)."""
     bar_width = max(6, height // 24)
     label_width = max(10, height // 10)
     ramp = np.linspace(1.0, 0.0, height)[:, None].repeat(bar_width, axis=1)
@@ -74,17 +77,22 @@ def save_png(image: np.ndarray | Image.Image, path: str | os.PathLike) -> Path:
 
 def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str], path: str | os.PathLike,
                   ncols: int = 4, cell: int = 240) -> Path:
-    """A PNG grid of ``images`` (each scaled to fit a ``cell``-pixel square), each captioned by its label."""
+    """A PNG grid of ``images`` (each scaled to fit ``cell`` pixels), each captioned by its label above it."""
     if not images or len(images) != len(labels):
         raise ValueError(f"need one label per image and at least one image; got {len(images)} and {len(labels)}.")
-    ncols = min(ncols, len(images))
-    sheet = Image.new("RGB", (ncols * cell, math.ceil(len(images) / ncols) * cell), "black")
+    tiles = []
+    for image in images:
+        tile = Image.fromarray(image)
+        tile.thumbnail((cell, cell))
+        tiles.append(tile)
+    ncols, caption = min(ncols, len(tiles)), 16
+    width = max(tile.width for tile in tiles) + 4
+    height = max(tile.height for tile in tiles) + caption + 4
+    sheet = Image.new("RGB", (ncols * width, math.ceil(len(tiles) / ncols) * height), "black")
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=12)
-    for number, (image, label) in enumerate(zip(images, labels)):
-        tile = Image.fromarray(image)
-        tile.thumbnail((cell - 4, cell - 18))
-        left, top = (number % ncols) * cell + 2, (number // ncols) * cell + 16
-        sheet.paste(tile, (left, top))
-        draw.text((left, top - 15), label, fill="white", font=font)
+    for number, (tile, label) in enumerate(zip(tiles, labels)):
+        left, top = (number % ncols) * width + 2, (number // ncols) * height + 2
+        draw.text((left, top), label, fill="white", font=font)
+        sheet.paste(tile, (left, top + caption))
     return save_png(sheet, path)
