@@ -2,7 +2,6 @@
 import json
 import runpy
 import sys
-from pathlib import Path
 
 import av
 import pytest
@@ -12,8 +11,8 @@ from torch.utils.data import Dataset
 from dmt_wrap import DMTConfig, DualMeanTeacher
 from dmt_wrap.cli import main
 from dmt_wrap.datasets.vggss import VGGSoundSource
+from registered_nets import ClipToyNet
 from synthetic_media import SQUARE, make_video, square_left
-from toy import ClipToyNet
 
 FAST = DMTConfig(warmup_steps=4, steps=4, steps_per_epoch=4, batch_size=4, labeled_batch_size=2, lr=3e-3,
                  ema_decay=0.5, delta=0.5, tau=0.3)

@@ -6,10 +6,11 @@ import torch
 
 from dmt_wrap import DMTConfig, DualMeanTeacher, registry
 from dmt_wrap.checkpoint import CheckpointError
-from dmt_wrap.export import export_saved
 from dmt_wrap.checksums import sha256
+from dmt_wrap.export import export_saved
 from dmt_wrap.pretrained import FORMAT_VERSION, write_pretrained
-from toy import ClipToyNet, SquaresDataset, ToyNet
+from registered_nets import ClipToyNet
+from toy import SquaresDataset, ToyNet
 
 FAST = DMTConfig(warmup_steps=4, steps=4, steps_per_epoch=4, batch_size=8, labeled_batch_size=4, lr=3e-3,
                  ema_decay=0.5, delta=0.5, tau=0.3)

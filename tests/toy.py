@@ -6,8 +6,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from dmt_wrap.registry import register
-
 
 class SquaresDataset(Dataset):
     """16x16 images with one bright square (the 'source') on noise; mask = the square.
@@ -52,21 +50,3 @@ class ToyNet(nn.Module):
         sim = torch.einsum("bchw,bc->bhw", F.normalize(v, dim=1), F.normalize(a, dim=1))
         loss = (1 - sim.amax(dim=(1, 2))).mean() if self.training else None
         return sim, loss
-
-
-@register("toy_clip")
-class ClipToyNet(ToyNet):
-    """ToyNet for clips of any length: the waveform's envelope is pooled to 32 values first."""
-
-    def forward(self, images: Tensor, audio: Tensor) -> tuple[Tensor, Tensor | None]:
-        return super().forward(images, F.adaptive_avg_pool1d(audio.abs().unsqueeze(1), 32).squeeze(1))
-
-
-@register("brightness")
-class BrightnessNet(nn.Module):
-    """An oracle without weights: the map is the image's brightness (a probability), whatever the audio."""
-
-    outputs_probabilities = True
-
-    def forward(self, images: Tensor, audio: Tensor) -> Tensor:
-        return F.avg_pool2d(images.mean(dim=1, keepdim=True), 2)[:, 0].clamp(0, 1)
