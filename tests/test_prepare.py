@@ -34,7 +34,7 @@ def square_column(frame: np.ndarray) -> int:
     return int(np.argmax(frame[row, :, 0] > 128))
 
 
-def test_videos_become_the_loaders_layout_with_a_manifest(downloads, tmp_path):
+def test_videos_become_the_loaders_layout_with_a_manifest(downloads, tmp_path, monkeypatch):
     folder, ids = downloads
     out = tmp_path / "prepared"
     manifest = prepare(folder, out, ids, SETTINGS, progress=False)
@@ -55,6 +55,8 @@ def test_videos_become_the_loaders_layout_with_a_manifest(downloads, tmp_path):
     for loader in (FlickrSoundNet(out, "train.txt", masks=False, duration=1.0),
                    VGGSoundSource(out, "train.txt", masks=False, duration=1.0)):
         assert len(loader) == 2 and loader[0]["audio"].shape == (16000,)
+    monkeypatch.chdir(tmp_path)  # a root relative to the working folder
+    assert len(VGGSoundSource("prepared", "train.txt", masks=False, duration=1.0)) == 2
 
 
 def test_rerunning_skips_finished_ids_and_refuses_other_settings(downloads, tmp_path):

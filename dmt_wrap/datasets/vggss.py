@@ -65,7 +65,7 @@ class VGGSoundSource(FrameAudioDataset):
             raise DataError(f"{list_path}: masks=False reads a plain id list (one clip id per "
                             "line), not a JSON; pass a text list of ids, or masks=True to read "
                             "the annotations.", list_path)
-        names = self.read_id_list(list_path)
+        names = self.read_id_list(list_path.resolve())  # list_path already holds the root
         for name, where in names:
             self.add_entry(name, where, None)
         self.report_coverage(len(names), list_path)
