@@ -122,6 +122,8 @@ def run_localize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
         parser.error("localize: pass a VIDEO, or --image IMAGE with --audio AUDIO")
     if args.image is not None and args.audio is None:
         parser.error("localize --image needs --audio AUDIO (the sound to localize)")
+    if args.image is not None and args.sheet is not None:
+        parser.error("localize --sheet is for a video; with --image the overlay PNG is the picture")
     if not args.fps > 0:
         parser.error(f"--fps {args.fps}: must be positive")
     localizer = Localizer.from_folder(args.model, device=args.device)

@@ -129,7 +129,6 @@ def localize_video(localizer: Localizer, video: str | os.PathLike, out: str | os
     frame_size: tuple[int, ...] = ()
 
     def overlays() -> Iterator[np.ndarray]:
-        nonlocal frame_size
         bar = tqdm(total=round(estimate) if estimate else None, desc=f"localize {video.name}", unit="frame",
                    disable=not progress)
         batch: list[tuple[float, np.ndarray]] = []
