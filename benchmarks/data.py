@@ -99,3 +99,21 @@ def real(kind: str, root: str, preset: Preset, ratio: float, seed: int) -> Compa
     return ComparisonData(Subset(pool, labeled_idx), unlabeled, pool, test,
                           f"{kind} at {root}: {len(labeled_idx)} labeled, {len(unlabeled)} unlabeled, "
                           f"{len(test)} test")
+
+
+def apply_split(data: ComparisonData, folder: str | Path) -> ComparisonData:
+    """The labeled / unlabeled / test sets a published split folder (``dmt-wrap splits``) names.
+
+    Labeled ids are taken from the annotated pool, unlabeled ones from the unlabeled pool,
+    test ids (when the split has any) from the test set; each prints "N evaluated / N listed /
+    N missing", and the split's checksums are verified first.
+    """
+    from dmt_wrap.datasets.split_files import read_split, select
+
+    parts = read_split(folder)
+    labeled = select(data.all_labeled, parts["labeled"], f"{folder} labeled")
+    unlabeled = select(data.unlabeled, parts["unlabeled"], f"{folder} unlabeled")
+    test = select(data.test, parts["test"], f"{folder} test") if parts["test"] else data.test
+    return ComparisonData(labeled, unlabeled, data.all_labeled, test,
+                          f"{data.description}; split {folder}: {len(labeled)} labeled, {len(unlabeled)} "
+                          f"unlabeled, {len(test)} test")

@@ -26,7 +26,7 @@ import baselines  # noqa: F401  (fills the registry)
 from baselines.registry import available
 from benchmarks.comparison import Job, reference_scores, run_job
 from benchmarks.composed import TIERS
-from benchmarks.data import synthetic, real
+from benchmarks.data import apply_split, real, synthetic
 from benchmarks.presets import PRESETS, Preset
 from benchmarks.report import (SINGLE_NETWORK_SUFFIX, aggregate, command_line, gains_payload, gains_table,
                                method_table, paired_gains_table, plot_curves, plot_ratio_curve,
@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label-ratio", nargs="+", type=float, default=[0.03], help="several values sweep")
     p.add_argument("--data", choices=("synthetic", "flickr", "vggss"), default="synthetic")
     p.add_argument("--root", help="dataset folder for --data flickr|vggss")
+    p.add_argument("--split", type=Path, default=None,
+                   help="a published split folder (dmt-wrap splits: labeled/unlabeled/test ids) for --data "
+                        "flickr|vggss; its label ratio replaces --label-ratio")
     p.add_argument("--tier", choices=list(TIERS), default=None,
                    help="composed-benchmark tier for --data synthetic (default: the preset's, flickr)")
     p.add_argument("--preset", choices=("cpu", "paper"), default="cpu")
@@ -76,6 +79,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--method {unknown}: unknown; choose from {available()} or 'all'")
     if args.data != "synthetic" and not args.root:
         p.error(f"--data {args.data} needs --root pointing at the dataset folder")
+    if args.split is not None:
+        if args.data == "synthetic":
+            p.error("--split selects ids of a real dataset; use it with --data flickr|vggss")
+        try:
+            args.label_ratio = [json.loads((args.split / "split.json").read_text())["label_ratio"]]
+        except (OSError, ValueError, KeyError) as error:
+            p.error(f"--split {args.split}: no readable split.json ({error}); pass a folder written by "
+                    "dmt-wrap splits")
     if any(not 0 < r <= 1 for r in args.label_ratio):
         p.error("--label-ratio values must lie in (0, 1]")
     if args.ablation:
@@ -114,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         if key not in data_cache:
             data_cache[key] = (synthetic(preset, job.ratio, job.seed) if args.data == "synthetic"
                                else real(args.data, args.root, preset, job.ratio, job.seed))
+            if args.split is not None:
+                data_cache[key] = apply_split(data_cache[key], args.split)
         data = data_cache[key]
         descriptions.add(data.description)
         if references is None and args.data == "synthetic":

@@ -212,3 +212,16 @@ class DualMeanTeacher(nn.Module):
         model = cls(backbone_factory, DMTConfig.from_dict(state["config"]), device=device)
         model.load_model_state(state, source=f"checkpoint {path}")
         return model
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, backbone_factory: BackboneFactory | None = None,
+                        device: str | torch.device | None = None) -> "DualMeanTeacher":
+        """Rebuild a model exported by ``dmt-wrap export`` (``model.safetensors`` + ``config.json``).
+
+        Without ``backbone_factory`` the network is rebuilt by its registered name; with it,
+        your own network. Checksums, format version, network and tensor shapes are checked;
+        nothing is unpickled. Details: ``dmt_wrap.pretrained``.
+        """
+        from .pretrained import load_pretrained
+
+        return load_pretrained(folder, backbone_factory, device=device)

@@ -79,6 +79,7 @@ class FlickrSoundNet(FrameAudioDataset):
                 self.reject(error)
                 continue
             self.add_entry(name, where, boxes)
+        self.report_coverage(len(names), self.root / list_file if list_file is not None else annotations)
 
     def boxes_to_mask(self, boxes: Boxes) -> Tensor:
         return flickr_gt(boxes, size=self.image_size)

@@ -252,6 +252,7 @@ class FrameAudioDataset(Dataset, ABC):
         self.allow_silent = allow_silent
         self.skipped: list[tuple[str, str]] = []
         self.entries: list[PairEntry] = []
+        self.coverage = ""
 
     @abstractmethod
     def boxes_to_mask(self, boxes: Boxes) -> Tensor:
@@ -304,6 +305,16 @@ class FrameAudioDataset(Dataset, ABC):
             self.reject(error)
             return
         self.entries.append(PairEntry(name, frame, audio, boxes))
+
+    def report_coverage(self, listed: int, source: Path | str) -> str:
+        """Print (and keep as ``coverage``) "N evaluated / N listed / N missing" for ``source``.
+
+        Every command reading a prepared set shows it, so that numbers from an incomplete
+        copy of a dataset are never compared with complete ones silently.
+        """
+        self.coverage = f"{source}: {len(self)} evaluated / {listed} listed / {listed - len(self)} missing"
+        print(self.coverage)
+        return self.coverage
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -49,7 +49,8 @@ class VGGSoundSource(FrameAudioDataset):
             self._add_ids(path)
 
     def _add_annotated(self, json_path: Path) -> None:
-        for number, entry in enumerate(self._read_entries(json_path)):
+        entries = self._read_entries(json_path)
+        for number, entry in enumerate(entries):
             where = f"{json_path} entry {number}"
             try:
                 name, boxes = self._parse_entry(entry, where, json_path)
@@ -57,14 +58,17 @@ class VGGSoundSource(FrameAudioDataset):
                 self.reject(error)
                 continue
             self.add_entry(name, f"{where} ({name!r})", boxes)
+        self.report_coverage(len(entries), json_path)
 
     def _add_ids(self, list_path: Path) -> None:
         if list_path.suffix.lower() == ".json":
             raise DataError(f"{list_path}: masks=False reads a plain id list (one clip id per "
                             "line), not a JSON; pass a text list of ids, or masks=True to read "
                             "the annotations.", list_path)
-        for name, where in self.read_id_list(list_path):
+        names = self.read_id_list(list_path.resolve())  # list_path already holds the root
+        for name, where in names:
             self.add_entry(name, where, None)
+        self.report_coverage(len(names), list_path)
 
     def boxes_to_mask(self, boxes: Boxes) -> Tensor:
         return vggss_gt(boxes, size=self.image_size)
