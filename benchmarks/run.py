@@ -28,6 +28,7 @@ from benchmarks.comparison import Job, reference_scores, run_job
 from benchmarks.composed import TIERS
 from benchmarks.data import apply_split, real, synthetic
 from benchmarks.presets import PRESETS, Preset
+from dmt_wrap import DMTConfig
 from benchmarks.report import (SINGLE_NETWORK_SUFFIX, aggregate, command_line, gains_payload, gains_table,
                                method_table, paired_gains_table, plot_curves, plot_ratio_curve,
                                with_single_network_rows, write_json, write_text)
@@ -189,7 +190,8 @@ def configured_preset(args: argparse.Namespace) -> Preset:
     """The chosen preset with the command line's training, schedule, tier and network arguments."""
     preset = PRESETS["quick" if args.quick else args.preset]
     schedule = {k: getattr(args, k) for k in ("warmup_steps", "steps") if getattr(args, k) is not None}
-    train = preset.train.replace(**{**args.train_args, **schedule})
+    # through from_dict, so that a view given as JSON (``{"unlabeled_augment": {}}``) becomes an AugmentConfig
+    train = DMTConfig.from_dict({**preset.train.to_dict(), **args.train_args, **schedule})
     return replace(preset, train=train, tier=args.tier or preset.tier, network_overrides=args.network_args)
 
 

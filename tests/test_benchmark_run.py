@@ -150,3 +150,14 @@ def test_naive_row_comes_from_the_ensembles_network_a_and_equals_a_naive_job(tin
     naive_job = json.loads((out / "jobs" / "ezvsl" / "ratio0.03" / "seed0" / "naive" / "result.json").read_text())
     assert naive_job["scores"]["ciou50"] == rows["naive"]["ciou50"][0]
     assert naive_job["scores"]["pointing"] == rows["naive"]["pointing"][0]
+
+
+def test_train_args_json_builds_views_and_reaches_the_config():
+    from dmt_wrap.augment import AugmentConfig
+
+    args = run.parse_args(["--train-args", '{"unlabeled_augment": {"colour_strength": 0.2}, '
+                                           '"pseudo_loss_norm": "unlabeled"}'])
+    train = run.configured_preset(args).train
+    assert train.unlabeled_augment == AugmentConfig(colour_strength=0.2) and train.pseudo_loss_norm == "unlabeled"
+    with pytest.raises(SystemExit):
+        run.parse_args(["--train-args", '{"pseudo_loss_norm": "per_pixel"}'])
