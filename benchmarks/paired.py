@@ -1,0 +1,105 @@
+"""DMT's gains paired by seed, from the finished jobs of one or more run.py output folders.
+
+    python benchmarks/paired.py runs/h1                                   # DMT against its controls
+    python benchmarks/paired.py runs/h1 --json docs/results/gains-cpu.json
+    python benchmarks/paired.py runs/h1 --compare "loss / unlabeled=runs/h1-unlabeled" \\
+        "component box=runs/h2-component"                               # one change at a time
+
+The first folder holds the reference jobs (naive or naive ensemble, DMT, ...); its table is the
+one ``run.py`` writes (per method: DMT minus naive, naive ensemble, single teacher and teacher A,
+mean ± standard error over seeds and how many seeds agree in sign). Each ``--compare
+LABEL=FOLDER[:VARIANT]`` names a DMT run with one thing changed (default variant ``dmt``);
+its table gives, per method, the changed DMT's CIoU@0.5 and pointing, its paired difference
+from the reference DMT (the effect of the change) and from naive, and its keep rate and
+pseudo-label precision. Only seeds present on both sides of a difference are paired.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.report import (command_line, format_difference, gains_payload, paired_difference,
+                               paired_gains_table, write_text)
+
+
+def finished_results(out: Path) -> list[dict[str, Any]]:
+    """Every finished job's ``result.json`` under ``out/jobs``, without its history."""
+    files = sorted((out / "jobs").glob("*/ratio*/seed*/*/result.json"))
+    if not files:
+        raise SystemExit(f"{out}: no finished job (jobs/<method>/ratio<R>/seed<S>/<variant>/result.json); "
+                         "pass a run.py --out folder.")
+    return [{k: v for k, v in json.loads(f.read_text()).items() if k != "history"} for f in files]
+
+
+def parse_compare(text: str) -> tuple[str, Path, str]:
+    label, sep, where = text.partition("=")
+    if not sep or not label or not where:
+        raise argparse.ArgumentTypeError(f"--compare {text!r}: expected LABEL=FOLDER[:VARIANT]")
+    folder, _, variant = where.partition(":")
+    return label, Path(folder), variant or "dmt"
+
+
+def change_table(reference: dict[str, Any], changes: list[tuple[str, dict[str, Any]]]) -> str:
+    """One row per (change, method): its scores and paired differences (see the module docstring)."""
+    head = ["change", "method", "seeds", "CIoU@0.5", "pointing", "Δ CIoU@0.5 vs DMT", "Δ pointing vs DMT",
+            "Δ CIoU@0.5 vs naive", "keep rate", "PL precision"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, variants in changes:
+        for method, changed in variants.items():
+            base = reference["methods"].get(method, {})
+            both = {**base, "changed": changed}
+            rows = list(changed.values())
+
+            def mean(field: str) -> str:
+                values = [r[field] for r in rows if r.get(field) is not None]
+                return f"{sum(values) / len(values) * 100:.1f}" if values else "—"
+
+            cells = [label, method, str(len(rows)), mean("ciou50"), mean("pointing"),
+                     format_difference(paired_difference(both, "changed", "dmt", "ciou50")),
+                     format_difference(paired_difference(both, "changed", "dmt", "pointing")),
+                     format_difference(paired_difference(both, "changed", "naive", "ciou50")),
+                     mean("keep_rate"), mean("pseudo_precision")]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("reference", type=Path, help="run.py --out folder with the reference DMT and its controls")
+    p.add_argument("--compare", nargs="+", type=parse_compare, default=[], metavar="LABEL=FOLDER[:VARIANT]")
+    p.add_argument("--ratio", type=float, default=0.03, help="the label ratio to tabulate")
+    p.add_argument("--json", type=Path, default=None, help="also write the reference's gains JSON here")
+    p.add_argument("--out", type=Path, default=None, help="write the Markdown here (default: print only)")
+    args = p.parse_args(argv)
+
+    reference = gains_payload(finished_results(args.reference), args.ratio)
+    reference = {**reference, "methods": {m: {v: {int(s): row for s, row in seeds.items()}
+                                              for v, seeds in variants.items()}
+                                          for m, variants in reference["methods"].items()}}
+    text = [f"Command: `{command_line('paired.py', argv)}`", "",
+            f"## DMT against its controls ({args.reference}, label ratio {args.ratio:g})", "",
+            paired_gains_table(reference)]
+    changes = []
+    for label, folder, variant in args.compare:
+        results = [r for r in finished_results(folder) if r["variant"] == variant]
+        payload = gains_payload([{**r, "variant": "dmt"} for r in results], args.ratio)
+        changes.append((label, {m: {int(s): row for s, row in v.get("dmt", {}).items()}
+                                for m, v in payload["methods"].items()}))
+    if changes:
+        text += ["", "## One change at a time, paired by seed against the reference DMT", "",
+                 change_table(reference, changes)]
+    markdown = "\n".join(text) + "\n"
+    print(markdown)
+    if args.out:
+        write_text(args.out, markdown)
+    if args.json:
+        write_text(args.json, json.dumps({"command": command_line("paired.py", argv),
+                                          **gains_payload(finished_results(args.reference), args.ratio)},
+                                         indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""benchmarks/paired.py: DMT's gains paired by seed, from finished job folders."""
+import json
+
+import pytest
+
+from benchmarks import paired
+
+
+def write_job(out, method, variant, seed, ciou, pointing, keep=None, precision=None, ratio=0.03, single=None):
+    folder = out / "jobs" / method / f"ratio{ratio:g}" / f"seed{seed}" / variant
+    folder.mkdir(parents=True)
+    scores = {"ciou50": ciou, "auc": 0.4, "pointing": pointing}
+    network_scores = {"a": {**scores, "ciou50": single}} if single is not None else {}
+    (folder / "result.json").write_text(json.dumps({
+        "method": method, "variant": variant, "ratio": ratio, "seed": seed, "scores": scores,
+        "network_scores": network_scores, "keep_rate": keep, "pseudo_precision": precision,
+        "train_seconds": 1.0, "updates_per_network": 10, "history": [{"step": 1}]}))
+
+
+def test_paired_tables_from_folders(tmp_path, capsys):
+    ref, changed = tmp_path / "ref", tmp_path / "changed"
+    for seed, (naive_a, ens, dmt, teacher_a, new) in enumerate([(0.40, 0.44, 0.46, 0.43, 0.50),
+                                                                 (0.50, 0.52, 0.49, 0.48, 0.55),
+                                                                 (0.45, 0.47, 0.51, 0.50, 0.50)]):
+        write_job(ref, "ezvsl", "naive_ensemble", seed, ens, 0.8, single=naive_a)
+        write_job(ref, "ezvsl", "dmt", seed, dmt, 0.7, keep=0.1, precision=0.7, single=teacher_a)
+        write_job(changed, "ezvsl", "dmt", seed, new, 0.75, keep=0.2, precision=0.8)
+    json_file = tmp_path / "docs" / "gains.json"
+    assert paired.main([str(ref), "--compare", f"norm={changed}", "--json", str(json_file)]) == 0
+    text = capsys.readouterr().out
+    # DMT - naive (the ensemble's network A): +0.06, -0.01, +0.06 -> mean +3.7, s.e. 2.3, 2 of 3 agree
+    assert "| ezvsl | 3 | +3.7 ± 2.3 (2/3) |" in text
+    # DMT - naive ensemble: +0.02, -0.03, +0.04 -> +1.0 ± 2.1 (2/3); DMT - teacher A: +3, +1, +1
+    assert "+1.0 ± 2.1 (2/3)" in text and "+1.7 ± 0.7 (3/3)" in text
+    # the change against the reference DMT: +0.04, +0.06, -0.01 -> +3.0 ± 2.1 (2/3); pointing +5 in all seeds
+    row = next(line for line in text.splitlines() if line.startswith("| norm | ezvsl |"))
+    assert "+3.0 ± 2.1 (2/3)" in row and "+5.0 ± 0.0 (3/3)" in row and "| 20.0 | 80.0 |" in row
+    payload = json.loads(json_file.read_text())
+    assert payload["methods"]["ezvsl"]["dmt"]["1"]["ciou50"] == 0.49
+    assert payload["paired"]["ezvsl"]["dmt-naive"]["ciou50"]["differences"] == pytest.approx([0.06, -0.01, 0.06])
+
+
+def test_paired_refuses_a_folder_without_jobs_and_a_bad_compare(tmp_path):
+    with pytest.raises(SystemExit, match="no finished job"):
+        paired.main([str(tmp_path)])
+    with pytest.raises(SystemExit):
+        paired.main([str(tmp_path), "--compare", "no-equals-sign"])
