@@ -24,7 +24,8 @@ from dmt_wrap.evaluation import evaluate_model
 from dmt_wrap.filtering import SILENT_RATES
 
 from benchmarks.data import ComparisonData
-from benchmarks.files import job_lock, write_atomic
+from benchmarks.files import job_lock
+from dmt_wrap.atomic import write_text_atomic
 from benchmarks.presets import Preset
 from benchmarks.variants import Variant
 
@@ -78,7 +79,7 @@ def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, de
     check_same_settings(folder, settings)
     if result_file.exists():
         return json.loads(result_file.read_text())
-    write_atomic(folder / "settings.json", json.dumps(settings, indent=1))
+    write_text_atomic(folder / "settings.json", json.dumps(settings, indent=1))
     model = DualMeanTeacher(backbone_factory(job.method, preset), config, device=device)
     curve_set = Subset(data.test, range(min(preset.curve_size, len(data.test))))
     batch = config.batch_size
@@ -111,7 +112,7 @@ def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, de
         "history": history, "config": config.to_dict(),
     }
     model.save(folder / "model.pt")
-    write_atomic(result_file, json.dumps(result, indent=1))
+    write_text_atomic(result_file, json.dumps(result, indent=1))
     return result
 
 

@@ -17,7 +17,6 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from baselines.encoders import AudioEncoder, VisualEncoder

@@ -1,29 +1,13 @@
-"""Files of a comparison's output folder, safe when several processes share it."""
+"""Job folders that several processes may share: one exclusive lock per job."""
 from __future__ import annotations
 
 import fcntl
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger("benchmarks")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a uniquely named temp file in the same folder and a
-    rename, so that concurrent writers and kills never leave a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 @contextmanager

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.report import (command_line, format_difference, gains_payload, paired_difference,
-                               paired_gains_table, write_text)
+                               paired_gains_table)
+from dmt_wrap.atomic import write_text_atomic
 
 
 def finished_results(out: Path) -> list[dict[str, Any]]:
@@ -93,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     markdown = "\n".join(text) + "\n"
     print(markdown)
     if args.out:
-        write_text(args.out, markdown)
+        write_text_atomic(args.out, markdown)
     if args.json:
-        write_text(args.json, json.dumps({"command": command_line("paired.py", argv),
+        write_text_atomic(args.json, json.dumps({"command": command_line("paired.py", argv),
                                           **gains_payload(finished_results(args.reference), args.ratio)},
                                          indent=1))
     return 0

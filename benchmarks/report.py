@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from benchmarks.files import write_atomic  # noqa: E402
+from dmt_wrap.atomic import atomic_path, write_text_atomic  # noqa: E402
 
 METRICS = (("ciou50", "CIoU@0.5"), ("auc", "AUC"), ("pointing", "pointing"), ("area_iou", "area IoU"),
            ("pixel_ap", "pixel AP"))
@@ -232,22 +230,15 @@ def plot_ratio_curve(methods: list[str], ratios: list[float], table: dict[tuple,
     save_figure(fig, path)
 
 
-def write_text(path: Path, text: str) -> None:
-    """Atomic write: several comparisons may share one output folder."""
-    write_atomic(path, text)
-
-
 def write_json(path: Path, payload: Any) -> None:
-    write_text(path, json.dumps(payload, indent=1, default=str))
+    """Atomic write: several comparisons may share one output folder."""
+    write_text_atomic(path, json.dumps(payload, indent=1, default=str))
 
 
 def save_figure(fig: Any, path: Path) -> None:
     """Save ``fig`` to ``path`` atomically and close it."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(handle)
     try:
-        fig.savefig(temp, dpi=110)
-        os.replace(temp, path)
+        with atomic_path(path) as temp:
+            fig.savefig(temp, dpi=110)
     finally:
-        Path(temp).unlink(missing_ok=True)
         plt.close(fig)

@@ -28,11 +28,12 @@ from benchmarks.comparison import Job, reference_scores, run_job
 from benchmarks.composed import TIERS
 from benchmarks.data import apply_split, real, synthetic
 from benchmarks.presets import PRESETS, Preset
-from dmt_wrap import DMTConfig
 from benchmarks.report import (SINGLE_NETWORK_SUFFIX, aggregate, command_line, gains_payload, gains_table,
                                method_table, paired_gains_table, plot_curves, plot_ratio_curve,
-                               with_single_network_rows, write_json, write_text)
+                               with_single_network_rows, write_json)
 from benchmarks.variants import ABLATION_VARIANTS, DEFAULT_VARIANTS, NAIVE, VARIANTS
+from dmt_wrap import DMTConfig
+from dmt_wrap.atomic import write_text_atomic
 
 log = logging.getLogger("benchmarks")
 
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             sections.append(f"## DMT's paired gains (CIoU@0.5, label ratio {payload['ratio']:g}; mean ± s.e. over "
                             "seeds, (seeds agreeing in sign / seeds))\n\n" + paired_gains_table(payload))
     markdown = "\n".join(header) + "\n" + "\n\n".join(sections) + "\n"
-    write_text(args.out / "results.md", markdown)
+    write_text_atomic(args.out / "results.md", markdown)
     write_json(args.out / "gains.json", {"preset": preset.name, "meaningful": preset.meaningful,
                                          "command": command_line("run.py", argv), "ratios": gains})
     write_json(args.out / "results.json", {

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from .atomic import atomic_path
 
 FORMAT = "dmt_wrap/1"
 #: What a saved model (``DualMeanTeacher.model_state``) holds; a training checkpoint nests it under "model".
@@ -37,24 +38,9 @@ def torch_save_atomic(payload: Any, path: str | os.PathLike) -> Path:
     The bytes go to a temporary file in the same folder, are fsync'ed, then renamed over
     ``path`` (atomic on POSIX); the folder is fsync'ed so the rename itself is durable.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
+    with atomic_path(path, durable=True, suffix=".tmp") as temp, open(temp, "wb") as handle:
+        torch.save(payload, handle)
+    return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

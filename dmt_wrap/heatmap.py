@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
+
+from .atomic import atomic_path
 
 COLORMAP = "jet"
 ALPHA = 0.45
@@ -63,15 +64,8 @@ def overlay(frame: np.ndarray, confidence: np.ndarray, alpha: float = ALPHA, bar
 def save_png(image: np.ndarray | Image.Image, path: str | os.PathLike) -> Path:
     """Write a PNG atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
+from .atomic import atomic_path
 from .clips import audio_window, to_rate
 from .datasets.media import DataError
 from .heatmap import contact_sheet, overlay, save_png
@@ -90,17 +90,10 @@ def compact_map(confidence: np.ndarray, image_size: int) -> np.ndarray:
 def save_npz(path: str | os.PathLike, **arrays: Any) -> Path:
     """``np.savez_compressed`` atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temp:
+        Path(temp).write_bytes(buffer.getvalue())
     return path
 
 

@@ -12,8 +12,6 @@ import csv
 import json
 import multiprocessing
 import os
-import tempfile
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ import soundfile as sf
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .atomic import atomic_path, write_text_atomic
 from .clips import window_start
 from .datasets.media import DataError, safe_join
 from .video import VIDEO_SUFFIXES, probe, read_audio, sample_frames
@@ -118,18 +117,6 @@ def finished(out: Path, name: str) -> bool:
     return (out / "frames" / f"{name}.jpg").is_file() and (out / "audio" / f"{name}.wav").is_file()
 
 
-def _atomic(path: Path, write: Callable[[str], None], suffix: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def prepare_one(name: str, video: str, out: str, settings: PrepareSettings) -> dict[str, Any]:
     """Prepare one clip; a record ``{"id", "status", ...}`` (never raises for a bad video)."""
     record: dict[str, Any] = {"id": name, "video": Path(video).name}
@@ -156,11 +143,10 @@ def prepare_one(name: str, video: str, out: str, settings: PrepareSettings) -> d
     first = window_start(wave.size, (start + at - audio.start) * settings.sample_rate, length_samples)
     clip = wave[first:first + length_samples]
     out_path = Path(out)
-    _atomic(out_path / "audio" / f"{name}.wav",
-            lambda tmp: sf.write(tmp, clip, settings.sample_rate, subtype="PCM_16", format="WAV"), ".wav")
-    _atomic(out_path / "frames" / f"{name}.jpg",
-            lambda tmp: Image.fromarray(frames[0][1]).save(tmp, format="JPEG", quality=settings.jpeg_quality),
-            ".jpg")
+    with atomic_path(out_path / "audio" / f"{name}.wav") as tmp:
+        sf.write(tmp, clip, settings.sample_rate, subtype="PCM_16", format="WAV")
+    with atomic_path(out_path / "frames" / f"{name}.jpg") as tmp:
+        Image.fromarray(frames[0][1]).save(tmp, format="JPEG", quality=settings.jpeg_quality)
     window = [round(first / settings.sample_rate, 4), round((first + clip.size) / settings.sample_rate, 4)]
     return {**record, "status": "prepared", "frame_time": round(at, 4), "audio_window": window}
 
@@ -233,6 +219,6 @@ def prepare(videos: str | os.PathLike, out: str | os.PathLike, ids: str | os.Pat
                 "list": list_name, "counts": {**counts, "listed": len(ordered)},
                 "summary": summary_line(counts, len(ordered), out / MANIFEST), "records": ordered}
     prepared = "".join(f"{r['id']}\n" for r in ordered if r["status"] == "prepared")
-    _atomic(out / list_name, lambda tmp: Path(tmp).write_text(prepared), ".txt")
-    _atomic(out / MANIFEST, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1) + "\n"), ".json")
+    write_text_atomic(out / list_name, prepared)
+    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return manifest

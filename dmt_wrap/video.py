@@ -9,7 +9,6 @@ from __future__ import annotations
 import fractions
 import itertools
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .atomic import atomic_path
 from .datasets.media import DataError
 
 # The part of a container's declared duration the video frames must reach, else "truncated".
@@ -187,32 +187,24 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
     path = Path(path)
     if path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise ValueError(f"--out {path}: write the overlay video as one of {OUTPUT_SUFFIXES}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
     rate = fractions.Fraction(fps).limit_denominator(1001)
-    try:
-        with av.open(tmp, "w") as container:
-            video, sound = None, None
-            for index, image in enumerate(frames):
-                if video is None:
-                    video = container.add_stream(video_codec(), rate=rate)
-                    video.height, video.width = image.shape[:2]
-                    video.pix_fmt = "yuv420p"
-                    sound = _add_audio(container, audio)
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                frame = frame.reformat(format="yuv420p")
-                frame.pts = index
-                container.mux(video.encode(frame))
+    with atomic_path(path) as tmp, av.open(tmp, "w") as container:
+        video, sound = None, None
+        for index, image in enumerate(frames):
             if video is None:
-                raise DataError(f"{path}: no frames to write; the input held none.", path)
-            container.mux(video.encode())
-            if sound is not None:
-                _encode_audio(container, sound, audio)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+                video = container.add_stream(video_codec(), rate=rate)
+                video.height, video.width = image.shape[:2]
+                video.pix_fmt = "yuv420p"
+                sound = _add_audio(container, audio)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame = frame.reformat(format="yuv420p")
+            frame.pts = index
+            container.mux(video.encode(frame))
+        if video is None:
+            raise DataError(f"{path}: no frames to write; the input held none.", path)
+        container.mux(video.encode())
+        if sound is not None:
+            _encode_audio(container, sound, audio)
     return path
 
 

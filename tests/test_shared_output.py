@@ -4,7 +4,8 @@ import subprocess
 import sys
 import time
 
-from benchmarks.files import job_lock, write_atomic
+from benchmarks.files import job_lock
+from dmt_wrap.atomic import write_text_atomic
 from tests.child_env import same_code_env
 
 HOLD_LOCK = """
@@ -43,15 +44,15 @@ def test_a_second_process_waits_for_the_job_lock_and_a_killed_holder_releases_it
 WRITE_LOOP = """
 import json, sys
 from pathlib import Path
-from benchmarks.files import write_atomic
+from dmt_wrap.atomic import write_text_atomic
 for i in range(200):
-    write_atomic(Path(sys.argv[1]), json.dumps({"writer": sys.argv[2], "rows": list(range(2000))}))
+    write_text_atomic(Path(sys.argv[1]), json.dumps({"writer": sys.argv[2], "rows": list(range(2000))}))
 """
 
 
 def test_concurrent_writers_never_leave_a_partial_results_file(tmp_path):
     path = tmp_path / "results.json"
-    write_atomic(path, json.dumps({"writer": "first", "rows": []}))
+    write_text_atomic(path, json.dumps({"writer": "first", "rows": []}))
     writers = [subprocess.Popen([sys.executable, "-c", WRITE_LOOP, str(path), name], env=same_code_env())
                for name in ("a", "b")]
     reads = 0

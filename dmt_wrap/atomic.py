@@ -1,0 +1,51 @@
+"""Files that appear whole or not at all: write under a temporary name, then rename."""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, durable: bool = False, suffix: str | None = None) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; when the block succeeds it is renamed to ``path``.
+
+    A crash, an exception or a kill mid-write leaves ``path`` as it was (or absent) and no
+    temporary file behind (an exception removes it; a kill leaves only a hidden ``.NAME.*``
+    file that never shadows a real one). The file gets the permissions a plain ``open`` would
+    give (not ``mkstemp``'s owner-only ones), and ends in ``suffix`` (default: ``path``'s own, so
+    that writers that pick a format by extension, PyAV or Pillow, still work). ``durable`` also
+    fsyncs the file and its folder, so that the rename survives a power cut (checkpoints).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix if suffix is None else suffix,
+                                    dir=path.parent)
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp, 0o666 & ~umask)
+    try:
+        yield temp
+        if durable:
+            with open(temp, "rb") as written:
+                os.fsync(written.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    if durable:
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """``Path(path).write_text(text)``, atomically."""
+    with atomic_path(path) as temp:
+        Path(temp).write_text(text)
+    return Path(path)
