@@ -151,3 +151,11 @@ def test_training_history_splits_pseudo_label_quality_by_silent_object():
     # half the scenes have a silent object: the overall keep rate lies between the two split ones
     low, high = sorted((last["keep_rate_with_silent"], last["keep_rate_without_silent"]))
     assert low - 1e-6 <= last["keep_rate"] <= high + 1e-6
+
+
+def test_a_config_stored_before_pseudo_loss_norm_existed_reads_as_the_old_behaviour():
+    stored = DMTConfig(pseudo_loss_norm="kept").to_dict()
+    del stored["pseudo_loss_norm"]  # as written by the code before the field existed
+    assert DMTConfig().pseudo_loss_norm == "unlabeled"
+    assert DMTConfig.from_dict(stored).pseudo_loss_norm == "kept"
+    assert DMTConfig.from_dict(DMTConfig().to_dict()) == DMTConfig()
