@@ -20,12 +20,12 @@ from torch.utils.data import Subset
 
 from baselines.registry import build
 from dmt_wrap import DMTConfig, DualMeanTeacher
+from dmt_wrap.atomic import write_text_atomic
 from dmt_wrap.evaluation import evaluate_model
 from dmt_wrap.filtering import SILENT_RATES
 
 from benchmarks.data import ComparisonData
 from benchmarks.files import job_lock
-from dmt_wrap.atomic import write_text_atomic
 from benchmarks.presets import Preset
 from benchmarks.variants import Variant
 

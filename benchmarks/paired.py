@@ -96,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         write_text_atomic(args.out, markdown)
     if args.json:
-        write_text_atomic(args.json, json.dumps({"command": command_line("paired.py", argv),
-                                          **gains_payload(finished_results(args.reference), args.ratio)},
-                                         indent=1))
+        payload = {"command": command_line("paired.py", argv),
+                   **gains_payload(finished_results(args.reference), args.ratio)}
+        write_text_atomic(args.json, json.dumps(payload, indent=1))
     return 0
 
 

@@ -2,10 +2,20 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: once, at import, before any thread writes
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_read_umask()
 
 
 @contextmanager
@@ -24,9 +34,7 @@ def atomic_path(path: str | os.PathLike, durable: bool = False, suffix: str | No
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix if suffix is None else suffix,
                                     dir=path.parent)
     os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temp, 0o666 & ~umask)
+    os.chmod(temp, _FILE_MODE)
     try:
         yield temp
         if durable:
@@ -49,3 +57,25 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as temp:
         Path(temp).write_text(text)
     return Path(path)
+
+
+@contextmanager
+def atomic_folder(folder: str | os.PathLike, durable: bool = False) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``folder``; when the block succeeds it replaces
+    ``folder`` (an existing one is removed first), otherwise it is removed. ``durable``
+    fsyncs every file written into it before the rename."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        yield staging
+        if durable:
+            for written in staging.iterdir():
+                with open(written, "rb") as handle:
+                    os.fsync(handle.fileno())
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,8 +21,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import registry
+from .atomic import atomic_folder
 from .checkpoint import CheckpointError
-from .checksums import SUMS_FILE, verify_sums, write_sums
+from .checksums import verify_sums, write_sums
 from .config import DMTConfig
 
 if TYPE_CHECKING:
@@ -81,21 +80,10 @@ def write_pretrained(model: "DualMeanTeacher", folder: str | os.PathLike, *, net
         "train": model.config.to_dict(), "data": data, "preset": preset, "metrics": metrics or {},
         "versions": {"dmt_wrap": _version(), "torch": torch.__version__},
     }
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    try:
+    with atomic_folder(folder, durable=True) as staging:
         save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
         write_sums(staging, (WEIGHTS_FILE, CONFIG_FILE))
-        for name in (WEIGHTS_FILE, CONFIG_FILE, SUMS_FILE):
-            with open(staging / name, "rb") as handle:
-                os.fsync(handle.fileno())
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return folder
 
 

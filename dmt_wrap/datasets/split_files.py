@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from torch.utils.data import Subset
 
+from ..atomic import atomic_folder
 from ..checksums import verify_sums, write_sums
 from .media import AUDIO_EXTENSIONS, DataError, FrameAudioDataset, read_lines
 from .splits import label_split
@@ -75,22 +74,15 @@ def write_split(root: str | os.PathLike, label_ratio: float, seed: int, out: str
     info = {"label_ratio": label_ratio, "seed": seed, "test_ratio": test_ratio if test is None else None,
             "ids": None if ids is None else str(ids), "test": None if test is None else str(test),
             "counts": {part: len(names) for part, names in parts.items()}, "rule": RULE}
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    try:
+    if folder.exists():  # written before: the same split is kept, another one refused
+        if read_split(folder) != parts:
+            raise FileExistsError(f"{folder} holds another split; pass another --out or remove it.")
+        return folder
+    with atomic_folder(folder) as staging:
         for part, names in parts.items():
             (staging / f"{part}.txt").write_text("".join(f"{name}\n" for name in names))
         (staging / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n")
         write_sums(staging, [f"{part}.txt" for part in PARTS] + [INFO_FILE])
-        if folder.exists():
-            if read_split(folder) != parts:
-                raise FileExistsError(f"{folder} holds another split; pass another --out or remove it.")
-            shutil.rmtree(staging)
-            return folder
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return folder
 
 
