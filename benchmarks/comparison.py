@@ -9,7 +9,9 @@ atomically.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,8 @@ from torch.utils.data import Subset
 
 from baselines.registry import build
 from dmt_wrap import DMTConfig, DualMeanTeacher
-from dmt_wrap.atomic import write_text_atomic
+from dmt_wrap.atomic import atomic_path, write_text_atomic
+from dmt_wrap.callbacks import WARMUP_CHECKPOINT_NAME, Callback
 from dmt_wrap.evaluation import evaluate_model
 from dmt_wrap.filtering import SILENT_RATES
 
@@ -62,15 +65,48 @@ def training_sets(data: ComparisonData, variant: Variant):
 
 
 def run_job(job: Job, preset: Preset, data: ComparisonData, out: Path, device: str | None,
-            progress: bool = True) -> dict[str, Any]:
-    """Train and score one job, or reuse its stored result; safe to call from several processes."""
+            progress: bool = True, warmup_cache: Path | None = None) -> dict[str, Any]:
+    """Train and score one job, or reuse its stored result; safe to call from several processes.
+
+    ``warmup_cache``: a folder of end-of-warm-up checkpoints shared by jobs (and ``--out``
+    folders) whose warm-ups are identical; see ``WarmupCache``.
+    """
     folder = job.folder(out)
     with job_lock(folder):
-        return _run_locked(job, preset, data, folder, device, progress)
+        return _run_locked(job, preset, data, folder, device, progress, warmup_cache)
+
+
+class WarmupCache(Callback):
+    """End-of-warm-up checkpoints shared between jobs that differ only in stage-2 settings.
+
+    A job's warm-up is keyed by everything it depends on: the method and its constructor
+    arguments, the data (settings, description, label ratio, which labels), the seed and the
+    config's stage-1 settings. A job whose key is cached starts stage 2 from it
+    (``fit(warmup_from=)``, bit-identical to training through); a job that trains its own
+    warm-up publishes it as soon as stage 1 ends, so a stage-2 sweep pays for one warm-up
+    per method and seed. Files are written atomically: processes may share the cache.
+    """
+
+    def __init__(self, folder: Path, job: Job, config: DMTConfig, settings: dict[str, Any], data_description: str,
+                 checkpoint_dir: Path) -> None:
+        key = {"method": job.method, "ratio": job.ratio, "labels": job.variant.labels, "seed": job.seed,
+               "network": settings["network"], "data": settings["data"], "description": data_description,
+               "train": config.stage1_settings()}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+        self.path = folder / job.method / f"{digest}.pt"
+        self.source = checkpoint_dir / WARMUP_CHECKPOINT_NAME
+
+    def available(self) -> Path | None:
+        return self.path if self.path.exists() else None
+
+    def on_epoch_end(self, trainer, row: dict[str, Any]) -> None:
+        if trainer.world.is_main and self.source.exists() and not self.path.exists():
+            with atomic_path(self.path) as temp:
+                shutil.copyfile(self.source, temp)
 
 
 def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, device: str | None,
-                progress: bool) -> dict[str, Any]:
+                progress: bool, warmup_cache: Path | None = None) -> dict[str, Any]:
     result_file = folder / "result.json"
     config = job.variant.config(preset.train.replace(seed=job.seed))
     settings = {"train": config.to_dict(), "network": preset.network_kwargs(job.method),
@@ -89,9 +125,14 @@ def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, de
         return {"test_ciou50": scores["ciou50"], "test_pointing": scores["pointing"]}
 
     labeled, unlabeled = training_sets(data, job.variant)
+    callbacks, warmup_from = [], None
+    if warmup_cache is not None and config.warmup_steps > 0 and job.variant.labels != "none":
+        cache = WarmupCache(warmup_cache, job, config, settings, data.description, folder / "ckpt")
+        callbacks.append(cache)
+        warmup_from = cache.available()
     start = time.perf_counter()
     history = model.fit(labeled, unlabeled, checkpoint_dir=folder / "ckpt", resume=True, progress=progress,
-                        eval_fn=curve_point)
+                        eval_fn=curve_point, callbacks=callbacks, warmup_from=warmup_from)
     train_seconds = sum(row["seconds"] for row in history)
     scores = evaluate_model(model.localize, data.test, batch_size=batch, device=model.device, progress=False)
     network_scores = {}
@@ -105,6 +146,7 @@ def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, de
         "method": job.method, "variant": job.variant.name, "ratio": job.ratio, "seed": job.seed,
         "scores": scores, "network_scores": network_scores, "train_seconds": round(train_seconds, 1),
         "wall_seconds_this_run": round(time.perf_counter() - start, 1),
+        "warmup_from": str(warmup_from) if warmup_from is not None else None,
         "updates_per_network": config.total_steps(uses_labels=job.variant.labels != "none"),
         "keep_rate": _mean(stage2, "keep_rate"), "pseudo_precision": _mean(stage2, "pseudo_precision"),
         "pseudo_iou": _mean(stage2, "pseudo_iou"),

@@ -71,6 +71,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="torch CPU threads (default: the cores left after the data workers; oversubscribed "
                         "threads made a training step 7x slower on a 2-core machine)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<preset>-<methods>)")
+    p.add_argument("--warmup-cache", type=Path, default=None, metavar="FOLDER",
+                   help="share end-of-warm-up checkpoints here: a job whose warm-up (method, data, seed, "
+                        "stage-1 settings) is cached starts stage 2 from it, bit-identical to training "
+                        "through; for sweeps of stage-2 settings (--train-args delta, tau, lambda_u, ...)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars; log one line per epoch instead (for logs and nohup)")
     args = p.parse_args(argv)
@@ -134,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         if references is None and args.data == "synthetic":
             references = reference_scores(data)
         outer.set_postfix_str(f"{job.method} {job.variant.name} ratio={job.ratio:g} seed={job.seed}")
-        result = run_job(job, preset, data, args.out, args.device, progress=not args.no_progress)
+        result = run_job(job, preset, data, args.out, args.device, progress=not args.no_progress,
+                         warmup_cache=args.warmup_cache)
         log.info("%s / %s: CIoU@0.5 %.3f, pointing %.3f (%.0f s)", job.method, job.variant.name,
                  result["scores"]["ciou50"], result["scores"]["pointing"], result["train_seconds"])
         results.append(result)

@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # annotations only: the trainer imports this module
 log = logging.getLogger("dmt_wrap")
 
 CHECKPOINT_NAME = "last.pt"
+WARMUP_CHECKPOINT_NAME = "warmup.pt"  # the state at the end of stage 1, kept for fit(warmup_from=)
 BAR_VALUES = ("total", "keep_rate")  # the step values the progress bar shows
 
 
@@ -114,14 +115,20 @@ class History(Callback):
 
 
 class Checkpoint(Callback):
-    """Rank 0 writes ``folder/last.pt`` atomically after every epoch (what ``resume=True`` reads)."""
+    """Rank 0 writes ``folder/last.pt`` atomically after every epoch (what ``resume=True`` reads),
+    and keeps the state at the end of the warm-up as ``folder/warmup.pt`` (what
+    ``fit(warmup_from=)`` reads) when the warm-up ends on an epoch boundary."""
 
     def __init__(self, folder: str | os.PathLike) -> None:
         self.path = Path(folder) / CHECKPOINT_NAME
+        self.warmup_path = Path(folder) / WARMUP_CHECKPOINT_NAME
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
         if trainer.world.is_main:
-            save_atomic(trainer.checkpoint_state(), self.path)
+            state = trainer.checkpoint_state()
+            save_atomic(state, self.path)
+            if row["stage"] == "warmup" and trainer.step == trainer.warmup_length:
+                save_atomic(state, self.warmup_path)
 
 
 class ProgressBar(Callback):

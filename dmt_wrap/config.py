@@ -16,6 +16,15 @@ PseudoLossNorm = Literal["kept", "unlabeled", "mixed"]
 #: (configs stored before the field existed trained that way).
 LEGACY_VALUES: dict[str, Any] = {"pseudo_loss_norm": "kept"}
 
+#: Fields stage 1 (the warm-up) never reads: runs that differ only in these share their
+#: warm-up exactly, so a sweep of stage-2 settings can start every run from one warm-up
+#: checkpoint (``DualMeanTeacher.fit(..., warmup_from=)``).
+STAGE2_FIELDS = frozenset({
+    "steps", "noise_filter", "pseudo_label", "pseudo_label_shape", "max_label_area", "delta", "delta_mode",
+    "tau", "ema_decay", "lambda_u", "rampup_steps", "pseudo_loss_norm", "inference", "recalibrate_teachers",
+    "unlabeled_augment",
+})
+
 
 @dataclass(frozen=True)
 class DMTConfig:
@@ -141,6 +150,11 @@ class DMTConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def stage1_settings(self) -> dict[str, Any]:
+        """The fields the warm-up depends on (all but ``STAGE2_FIELDS``): two configs with equal
+        stage-1 settings train bit-identical networks up to the end of the warm-up."""
+        return {k: v for k, v in self.to_dict().items() if k not in STAGE2_FIELDS}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "DMTConfig":

@@ -110,7 +110,8 @@ class Trainer:
     def __init__(self, model: DualMeanTeacher, labeled: Dataset | DataLoader | None,
                  unlabeled: Dataset | DataLoader | None, checkpoint_dir: str | os.PathLike | None = None,
                  progress: bool = True, eval_fn: Callable[[DualMeanTeacher], dict[str, float]] | None = None,
-                 world: World | None = None, callbacks: Sequence[Callback] = ()) -> None:
+                 world: World | None = None, callbacks: Sequence[Callback] = (),
+                 warmup_from: str | os.PathLike | None = None) -> None:
         cfg = model.config
         self.model, self.cfg = model, cfg
         self.device = model.device
@@ -121,6 +122,7 @@ class Trainer:
         self.unlabeled, self.unlabeled_opts = _dataset_of(unlabeled)
         self._check_data()
         self.checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
+        self.warmup_from = Path(warmup_from) if warmup_from is not None else None
         self.callbacks = builtin_callbacks(checkpoint_dir, progress, eval_fn) + list(callbacks)
         self.augmenter = Augmenter(cfg.augment)
         self.unlabeled_augmenter = Augmenter(cfg.unlabeled_augment) if cfg.unlabeled_augment else None
@@ -186,13 +188,18 @@ class Trainer:
         return self.cfg.use_labels and self.labeled is not None
 
     @property
+    def warmup_length(self) -> int:
+        """Stage 1's updates in this run (none without labels)."""
+        return self.cfg.effective_warmup(self._uses_labels())
+
+    @property
     def total_steps(self) -> int:
         """The schedule's length: warm-up (with labels only) plus stage 2."""
         return self.cfg.total_steps(self._uses_labels())
 
     def stage_at(self, step: int) -> str:
         """``"warmup"`` or ``"unbiased"``: the stage step ``step`` (counted from 0) belongs to."""
-        return "warmup" if step < self.cfg.effective_warmup(self._uses_labels()) else "unbiased"
+        return "warmup" if step < self.warmup_length else "unbiased"
 
     def _pseudo_weight(self) -> float:
         """``lambda_u``, ramped up linearly over the first ``rampup_steps`` of stage 2.
@@ -203,7 +210,7 @@ class Trainer:
         cfg = self.cfg
         if cfg.rampup_steps <= 0:
             return cfg.lambda_u
-        into_stage2 = self.step - cfg.effective_warmup(self._uses_labels()) + 1
+        into_stage2 = self.step - self.warmup_length + 1
         return cfg.lambda_u * min(1.0, max(0.0, into_stage2 / cfg.rampup_steps))
 
     def _students_view(self, k: int, labeled: dict[str, Tensor] | None, unlabeled: dict[str, Tensor] | None,
@@ -440,13 +447,17 @@ class Trainer:
         return {"model": self.model.model_state(), "optimizers": [o.state_dict() for o in self.optimizers],
                 "step": self.step, "streams": {n: s.consumed for n, s in self.streams.items()}}
 
-    def _restore(self, path: Path) -> None:
+    def _restore(self, path: Path, warmup_only: bool = False) -> None:
+        """Continue from a training checkpoint: ``last.pt`` of this very run, or, with
+        ``warmup_only``, the end-of-warm-up state of a run whose stage-1 settings equal ours."""
         state = load_checkpoint(path, map_location=self.device)
         require_keys(state, ("model", "optimizers", "step", "streams"), f"checkpoint {path}",
                      "; resume needs a training checkpoint (checkpoint_dir/last.pt), not a saved model")
         require_keys(state["model"], MODEL_KEYS, f"checkpoint {path} model")
         saved = DMTConfig.from_dict(state["model"]["config"])
-        if saved != self.cfg:
+        if warmup_only:
+            self._check_warmup_state(path, saved, int(state["step"]))
+        elif saved != self.cfg:
             diff = [k for k, v in saved.to_dict().items() if self.cfg.to_dict()[k] != v]
             raise CheckpointError(f"checkpoint {path} was written with another config (differs in {diff}); "
                                   "resume with the same settings or use a new checkpoint_dir.")
@@ -458,12 +469,26 @@ class Trainer:
         if self.world.is_main:
             log.info("resumed from %s at step %d", path, self.step)
 
+    def _check_warmup_state(self, path: Path, saved: DMTConfig, step: int) -> None:
+        """Refuse a warm-up state that another stage 1 produced, or that is not at its end."""
+        mine, theirs = self.cfg.stage1_settings(), saved.stage1_settings()
+        diff = [k for k in mine if mine[k] != theirs.get(k)]
+        if diff:
+            raise CheckpointError(f"warm-up checkpoint {path} comes from a run with another stage 1 (differs in "
+                                  f"{diff}); only stage-2 settings may differ (dmt_wrap.config.STAGE2_FIELDS).")
+        if step != self.warmup_length:
+            raise CheckpointError(f"warm-up checkpoint {path} is at step {step}, not at the end of the warm-up "
+                                  f"({self.warmup_length}); pass the warmup.pt a run writes in its checkpoint_dir.")
+
     def setup(self, resume: bool = False) -> None:
         """Ready the networks for the first step: restore ``checkpoint_dir/last.pt`` when
-        ``resume`` and it exists, else check the contract and calibrate; then, in a parallel
-        run, wrap the students in DDP."""
+        ``resume`` and it exists, else start from ``warmup_from`` when given (stage 1 skipped:
+        another run's end-of-warm-up state), else check the contract and calibrate; then, in a
+        parallel run, wrap the students in DDP."""
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             self._restore(self.checkpoint_path)
+        elif self.warmup_from is not None:
+            self._restore(self.warmup_from, warmup_only=True)
         else:
             self._initialise()
         self._distribute()

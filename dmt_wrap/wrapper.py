@@ -103,7 +103,8 @@ class DualMeanTeacher(nn.Module):
     def fit(self, labeled: Dataset | DataLoader | None, unlabeled: Dataset | DataLoader | None = None, *,
             checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
             eval_fn: Callable[["DualMeanTeacher"], dict[str, float]] | None = None,
-            callbacks: Sequence[Callback] = ()) -> list[dict[str, Any]]:
+            callbacks: Sequence[Callback] = (),
+            warmup_from: str | os.PathLike | None = None) -> list[dict[str, Any]]:
         """Warm-up on ``labeled``, then unbiased learning with ``unlabeled``.
 
         Items (dicts; a tuple ``(image, audio[, mask])`` is accepted too):
@@ -127,6 +128,13 @@ class DualMeanTeacher(nn.Module):
         teachers, evaluation, history, checkpoint, progress bar), so they see each epoch's
         row complete; e.g. ``callbacks=[TensorBoardLogger("runs/tb")]``.
 
+        ``warmup_from``: skip stage 1 and start from another run's end-of-warm-up state (the
+        ``warmup.pt`` its ``checkpoint_dir`` holds). The runs must differ only in stage-2
+        settings (``dmt_wrap.config.STAGE2_FIELDS``: delta, tau, lambda_u, ema_decay, ...), which
+        makes the result bit-identical to training through; anything else is refused. A sweep
+        of stage-2 settings then pays for one warm-up. ``resume`` takes precedence once this
+        run has its own ``last.pt``.
+
         Several GPUs or machines: launch the same script with ``torchrun`` (for instance
         ``torchrun --nproc_per_node=4 train.py``). ``fit`` joins the process group the script
         started, or starts one from torchrun's environment (kept until the process exits);
@@ -136,7 +144,8 @@ class DualMeanTeacher(nn.Module):
         progress bar. Details and the differences from one process: ``dmt_wrap.distributed``.
         """
         trainer = Trainer(self, labeled, unlabeled, checkpoint_dir=checkpoint_dir, progress=progress,
-                          eval_fn=eval_fn, world=distributed.join(self.device), callbacks=callbacks)
+                          eval_fn=eval_fn, world=distributed.join(self.device), callbacks=callbacks,
+                          warmup_from=warmup_from)
         return trainer.run(resume=resume)
 
     # ----------------------------------------------------------------- inference

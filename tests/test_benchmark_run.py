@@ -161,3 +161,25 @@ def test_train_args_json_builds_views_and_reaches_the_config():
     assert train.unlabeled_augment == AugmentConfig(colour_strength=0.2) and train.pseudo_loss_norm == "unlabeled"
     with pytest.raises(SystemExit):
         run.parse_args(["--train-args", '{"pseudo_loss_norm": "per_pixel"}'])
+
+
+def test_a_warmup_cache_lets_a_stage2_sweep_skip_the_warmup_with_the_same_result(tiny_preset, tmp_path):
+    common = ["--method", "ezvsl", "--quick", "--variants", "dmt", "--no-progress", "--threads", "1"]
+    cache = tmp_path / "warmups"
+    assert run.main(common + ["--out", str(tmp_path / "first"), "--warmup-cache", str(cache)]) == 0
+    assert len(list(cache.glob("ezvsl/*.pt"))) == 1
+    sweep = ["--train-args", '{"lambda_u": 2.0, "delta": 0.5}']
+    assert run.main(common + sweep + ["--out", str(tmp_path / "cached"), "--warmup-cache", str(cache)]) == 0
+    assert run.main(common + sweep + ["--out", str(tmp_path / "through")]) == 0
+
+    def job(out: str) -> dict:
+        return json.loads((tmp_path / out / "jobs" / "ezvsl" / "ratio0.03" / "seed0" / "dmt" / "result.json").read_text())
+
+    cached, through = job("cached"), job("through")
+    assert cached["warmup_from"] == str(next(cache.glob("ezvsl/*.pt"))) and through["warmup_from"] is None
+    assert cached["scores"] == through["scores"] and cached["network_scores"] == through["network_scores"]
+    assert cached["keep_rate"] == through["keep_rate"] and cached["config"]["lambda_u"] == 2.0
+    # another stage 1 (here another learning rate) gets its own warm-up, never the cached one
+    assert run.main(common + ["--train-args", '{"lr": 0.002}', "--out", str(tmp_path / "other-lr"),
+                              "--warmup-cache", str(cache)]) == 0
+    assert job("other-lr")["warmup_from"] is None and len(list(cache.glob("ezvsl/*.pt"))) == 2

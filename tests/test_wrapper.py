@@ -78,6 +78,40 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
     assert len(resumed.history) == len(full.history)
 
 
+def without_seconds(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def test_a_stage2_sweep_starts_from_one_warmup_and_equals_training_through(tmp_path):
+    labeled, unlabeled = SquaresDataset(8, seed=1), SquaresDataset(24, seed=2)
+    first = DualMeanTeacher(ToyNet, FAST)
+    first.fit(labeled, unlabeled, checkpoint_dir=tmp_path / "first", progress=False)
+    warmup = tmp_path / "first" / "warmup.pt"
+    assert torch.load(warmup, weights_only=True)["step"] == FAST.warmup_steps
+
+    changed = FAST.replace(lambda_u=3.0, delta=0.4, ema_decay=0.8, steps=9)  # stage-2 settings only
+    through = DualMeanTeacher(ToyNet, changed)
+    through.fit(labeled, unlabeled, progress=False)
+    swept = DualMeanTeacher(ToyNet, changed)
+    history = swept.fit(labeled, unlabeled, checkpoint_dir=tmp_path / "swept", progress=False, warmup_from=warmup)
+    for mine, theirs in zip(swept.state_dict().values(), through.state_dict().values()):
+        assert torch.equal(mine, theirs)
+    assert without_seconds(history) == without_seconds(through.history)
+    assert swept.config == changed and [r["stage"] for r in history].count("unbiased") == 3
+
+
+@pytest.mark.parametrize("changes, field", [({"lr": 1e-3}, "lr"), ({"warmup_steps": 3}, "warmup_steps"),
+                                            ({"teachers": 1}, "teachers")])
+def test_a_warmup_from_another_stage1_is_refused_with_the_differing_field(tmp_path, changes, field):
+    labeled, unlabeled = SquaresDataset(8, seed=1), SquaresDataset(24, seed=2)
+    DualMeanTeacher(ToyNet, FAST).fit(labeled, unlabeled, checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match=f"another stage 1.*{field}"):
+        DualMeanTeacher(ToyNet, FAST.replace(**changes)).fit(labeled, unlabeled, progress=False,
+                                                             warmup_from=tmp_path / "warmup.pt")
+    with pytest.raises(CheckpointError, match="not at the end of the warm-up"):  # last.pt is at the end of stage 2
+        DualMeanTeacher(ToyNet, FAST).fit(labeled, unlabeled, progress=False, warmup_from=tmp_path / "last.pt")
+
+
 def test_save_and_load_round_trip(tmp_path):
     dmt = DualMeanTeacher(ToyNet, FAST)
     dmt.fit(SquaresDataset(8, seed=1), SquaresDataset(16, seed=2), progress=False)
