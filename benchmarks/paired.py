@@ -1,14 +1,21 @@
-"""DMT's gains paired by seed, from the finished jobs of one or more run.py output folders.
+"""DMT's gains paired by seed, from the finished jobs of run.py output folders or stored gains JSON.
 
     python benchmarks/paired.py runs/h1                                   # DMT against its controls
     python benchmarks/paired.py runs/h1 --json docs/results/gains-cpu.json
     python benchmarks/paired.py runs/h1 --compare "loss / unlabeled=runs/h1-unlabeled" \\
         "component box=runs/h2-component"                               # one change at a time
+    python benchmarks/paired.py runs/new-dmt --controls docs/results/gains-cpu.json  # stored controls
 
-The first folder holds the reference jobs (naive or naive ensemble, DMT, ...); its table is the
+Every SOURCE is a ``run.py --out`` folder (its finished jobs) or a gains JSON (``run.py``'s
+``gains.json`` or this script's ``--json``, with per-seed rows). ``--controls`` adds the
+variants the reference lacks (naive ensemble, single teacher, ...) from other sources, so
+that a new DMT run is paired with controls trained earlier (jobs are bit-for-bit
+reproducible, so a stored control is the control a rerun would give).
+
+The reference holds the reference jobs (naive or naive ensemble, DMT, ...); its table is the
 one ``run.py`` writes (per method: DMT minus naive, naive ensemble, single teacher and teacher A,
 mean ± standard error over seeds and how many seeds agree in sign). Each ``--compare
-LABEL=FOLDER[:VARIANT]`` names a DMT run with one thing changed (default variant ``dmt``);
+LABEL=SOURCE[:VARIANT]`` names a DMT run with one thing changed (default variant ``dmt``);
 its table gives, per method, the changed DMT's CIoU@0.5 and pointing, its paired difference
 from the reference DMT (the effect of the change) and from naive, and its keep rate and
 pseudo-label precision. Only seeds present on both sides of a difference are paired.
@@ -21,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.report import (command_line, format_difference, gains_payload, paired_difference,
-                               paired_gains_table)
+                               paired_gains_table, paired_payload)
 from dmt_wrap.atomic import write_text_atomic
 
 
@@ -34,10 +41,41 @@ def finished_results(out: Path) -> list[dict[str, Any]]:
     return [{k: v for k, v in json.loads(f.read_text()).items() if k != "history"} for f in files]
 
 
+PerSeed = dict[str, dict[str, dict[int, dict[str, Any]]]]  # method -> variant -> seed -> row
+
+
+def load_rows(source: Path, ratio: float) -> PerSeed:
+    """Per-seed rows at ``ratio`` from a run.py --out folder or a stored gains JSON."""
+    if source.is_dir():
+        payload = gains_payload(finished_results(source), ratio)
+    elif source.suffix == ".json" and source.is_file():
+        stored = json.loads(source.read_text())
+        candidates = stored.get("ratios", [stored])  # run.py's gains.json holds one payload per ratio
+        payload = next((c for c in candidates if c.get("ratio") == ratio and "methods" in c), None)
+        if payload is None:
+            raise SystemExit(f"{source}: no per-seed rows at label ratio {ratio:g} "
+                             f"(it holds {[c.get('ratio') for c in candidates]}); pass --ratio.")
+    else:
+        raise SystemExit(f"{source}: not a run.py --out folder or a gains JSON file.")
+    return {m: {v: {int(s): row for s, row in seeds.items()} for v, seeds in variants.items()}
+            for m, variants in payload["methods"].items()}
+
+
+def with_controls(reference: PerSeed, controls: list[PerSeed]) -> PerSeed:
+    """``reference`` plus, per method it holds, the variants it lacks from ``controls`` (first wins)."""
+    merged = {m: dict(variants) for m, variants in reference.items()}
+    for source in controls:
+        for method, variants in source.items():
+            if method in merged:
+                for name, seeds in variants.items():
+                    merged[method].setdefault(name, seeds)
+    return merged
+
+
 def parse_compare(text: str) -> tuple[str, Path, str]:
     label, sep, where = text.partition("=")
     if not sep or not label or not where:
-        raise argparse.ArgumentTypeError(f"--compare {text!r}: expected LABEL=FOLDER[:VARIANT]")
+        raise argparse.ArgumentTypeError(f"--compare {text!r}: expected LABEL=SOURCE[:VARIANT]")
     folder, _, variant = where.partition(":")
     return label, Path(folder), variant or "dmt"
 
@@ -68,26 +106,26 @@ def change_table(reference: dict[str, Any], changes: list[tuple[str, dict[str, A
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("reference", type=Path, help="run.py --out folder with the reference DMT and its controls")
-    p.add_argument("--compare", nargs="+", type=parse_compare, default=[], metavar="LABEL=FOLDER[:VARIANT]")
+    p.add_argument("reference", type=Path, help="SOURCE with the reference DMT (and its controls)")
+    p.add_argument("--controls", nargs="+", type=Path, default=[], metavar="SOURCE",
+                   help="SOURCEs of the controls the reference lacks (e.g. a stored gains JSON)")
+    p.add_argument("--compare", nargs="+", type=parse_compare, default=[], metavar="LABEL=SOURCE[:VARIANT]")
     p.add_argument("--ratio", type=float, default=0.03, help="the label ratio to tabulate")
     p.add_argument("--json", type=Path, default=None, help="also write the reference's gains JSON here")
     p.add_argument("--out", type=Path, default=None, help="write the Markdown here (default: print only)")
     args = p.parse_args(argv)
 
-    reference = gains_payload(finished_results(args.reference), args.ratio)
-    reference = {**reference, "methods": {m: {v: {int(s): row for s, row in seeds.items()}
-                                              for v, seeds in variants.items()}
-                                          for m, variants in reference["methods"].items()}}
+    reference = paired_payload(with_controls(load_rows(args.reference, args.ratio),
+                                             [load_rows(c, args.ratio) for c in args.controls]), args.ratio)
     text = [f"Command: `{command_line('paired.py', argv)}`", "",
             f"## DMT against its controls ({args.reference}, label ratio {args.ratio:g})", "",
             paired_gains_table(reference)]
+    reference["methods"] = {m: {v: {int(s): row for s, row in seeds.items()} for v, seeds in variants.items()}
+                            for m, variants in reference["methods"].items()}
     changes = []
-    for label, folder, variant in args.compare:
-        results = [r for r in finished_results(folder) if r["variant"] == variant]
-        payload = gains_payload([{**r, "variant": "dmt"} for r in results], args.ratio)
-        changes.append((label, {m: {int(s): row for s, row in v.get("dmt", {}).items()}
-                                for m, v in payload["methods"].items()}))
+    for label, source, variant in args.compare:
+        rows = load_rows(source, args.ratio)
+        changes.append((label, {m: variants[variant] for m, variants in rows.items() if variant in variants}))
     if changes:
         text += ["", "## One change at a time, paired by seed against the reference DMT", "",
                  change_table(reference, changes)]
@@ -97,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         write_text_atomic(args.out, markdown)
     if args.json:
         payload = {"command": command_line("paired.py", argv),
-                   **gains_payload(finished_results(args.reference), args.ratio)}
+                   **paired_payload(reference["methods"], args.ratio),
+                   "changes": {label: {m: {str(s): row for s, row in sorted(seeds.items())}
+                                       for m, seeds in variants.items()} for label, variants in changes}}
         write_text_atomic(args.json, json.dumps(payload, indent=1))
     return 0
 

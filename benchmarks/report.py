@@ -83,6 +83,12 @@ def gains_payload(results: list[dict[str, Any]], ratio: float) -> dict[str, Any]
         if not row["keep_rate"]:  # nothing kept: the precision of no label is not 0, it is undefined
             row["pseudo_precision"] = None
         methods[r["method"]][r["variant"]][r["seed"]] = row
+    return paired_payload(methods, ratio)
+
+
+def paired_payload(methods: dict[str, dict[str, dict[int, dict[str, Any]]]], ratio: float) -> dict[str, Any]:
+    """The gains JSON of per-seed rows (method -> variant -> seed -> row): the rows, and DMT's
+    paired differences against each of ``PAIRED_BASELINES`` present."""
     paired = {m: {f"dmt-{b}": {metric: paired_difference(v, "dmt", b, metric) for metric in ("ciou50", "pointing")}
                   for b in PAIRED_BASELINES if b in v and "dmt" in v}
               for m, v in methods.items()}

@@ -40,6 +40,33 @@ def test_paired_tables_from_folders(tmp_path, capsys):
     assert payload["paired"]["ezvsl"]["dmt-naive"]["ciou50"]["differences"] == pytest.approx([0.06, -0.01, 0.06])
 
 
+def test_a_new_dmt_run_pairs_with_controls_stored_as_gains_json(tmp_path, capsys):
+    ref, new = tmp_path / "ref", tmp_path / "new"
+    for seed, (naive_a, ens, dmt, fresh) in enumerate([(0.40, 0.44, 0.46, 0.47), (0.50, 0.52, 0.49, 0.53),
+                                                        (0.45, 0.47, 0.51, 0.52)]):
+        write_job(ref, "ezvsl", "naive_ensemble", seed, ens, 0.8, single=naive_a)
+        write_job(ref, "ezvsl", "dmt", seed, dmt, 0.7, keep=0.1, precision=0.7)
+        write_job(new, "ezvsl", "dmt", seed, fresh, 0.75, keep=0.2, precision=0.8)
+    stored, combined = tmp_path / "stored.json", tmp_path / "combined.json"
+    assert paired.main([str(ref), "--json", str(stored)]) == 0
+    capsys.readouterr()
+    # the new DMT folder has no control of its own: they come from the stored JSON (its dmt is not used)
+    assert paired.main([str(new), "--controls", str(stored), "--compare", f"again={new}", "--json",
+                        str(combined)]) == 0
+    text = capsys.readouterr().out
+    # new DMT - naive: +0.07, +0.03, +0.07 -> +5.7 ± 1.3 (3/3); - naive ensemble: +0.03, +0.01, +0.05
+    assert "| ezvsl | 3 | +5.7 ± 1.3 (3/3) | +3.0 ± 1.2 (3/3) |" in text
+    payload = json.loads(combined.read_text())
+    assert payload["methods"]["ezvsl"]["dmt"]["0"]["ciou50"] == 0.47
+    assert payload["methods"]["ezvsl"]["naive"]["2"]["ciou50"] == 0.45
+    assert payload["changes"]["again"]["ezvsl"]["1"]["ciou50"] == 0.53  # the changed runs are kept per seed
+    # run.py's gains.json (one payload per ratio) is a source too; a missing ratio is named
+    (tmp_path / "gains.json").write_text(json.dumps({"ratios": [json.loads(stored.read_text())]}))
+    assert paired.main([str(tmp_path / "gains.json")]) == 0
+    with pytest.raises(SystemExit, match="no per-seed rows at label ratio 0.1"):
+        paired.main([str(tmp_path / "gains.json"), "--ratio", "0.1"])
+
+
 def test_paired_refuses_a_folder_without_jobs_and_a_bad_compare(tmp_path):
     with pytest.raises(SystemExit, match="no finished job"):
         paired.main([str(tmp_path)])
