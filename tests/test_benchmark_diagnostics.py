@@ -111,3 +111,41 @@ def test_sspl_second_view_moves_the_region_masks_with_the_image():
     view, _, (moved,) = sspl_pooling.second_view_with_masks(net, images, torch.randn(4, 800), [mask],
                                                             torch.Generator().manual_seed(0))
     assert torch.allclose(view[:, 0], moved) and not torch.allclose(moved, mask)
+
+
+def test_agreement_of_two_networks_maps():
+    from benchmarks.agreement import map_agreement
+
+    torch.manual_seed(0)
+    maps = torch.rand(4, 8, 8)
+    correlation, iou = map_agreement(maps, maps)
+    assert torch.allclose(correlation, torch.ones(4, dtype=torch.float64)) and torch.equal(iou, torch.ones(4).double())
+    correlation, iou = map_agreement(maps, 1 - maps)  # opposite maps: anti-correlated, disjoint top halves
+    assert torch.allclose(correlation, -torch.ones(4, dtype=torch.float64)) and float(iou.max()) < 0.2
+    correlation, _ = map_agreement(maps, 3 * maps + 1)  # correlation ignores scale and offset
+    assert torch.allclose(correlation, torch.ones(4, dtype=torch.float64))
+
+
+def test_agreement_refuses_a_folder_without_two_network_jobs(tmp_path):
+    from benchmarks import agreement
+
+    with pytest.raises(SystemExit, match="no finished two-network job"):
+        agreement.main([str(tmp_path)])
+
+
+def test_agreement_scores_each_network_of_every_two_network_job(tiny_preset, tmp_path):
+    from benchmarks import agreement
+
+    out = tmp_path / "pairs"
+    assert run.main(["--method", "ezvsl", "--quick", "--variants", "naive_ensemble", "dmt", "--out", str(out),
+                     "--no-progress", "--threads", "1"]) == 0
+    assert agreement.main([str(out), "--json", str(out / "agreement.json")]) == 0
+    rows = {r["variant"]: r for r in json.loads((out / "agreement.json").read_text())["rows"]}
+    assert set(rows) == {"naive_ensemble", "dmt"}
+    results = {v: json.loads((out / "jobs" / "ezvsl" / "ratio0.03" / "seed0" / v / "result.json").read_text())
+               for v in rows}
+    for variant, row in rows.items():  # the same scores as run.py's, for the pair and for network A
+        assert row["ciou50_mean"] == pytest.approx(results[variant]["scores"]["ciou50"])
+        assert row["ciou50_a"] == pytest.approx(results[variant]["network_scores"]["a"]["ciou50"])
+        assert row["ensemble_gain"] == pytest.approx(row["ciou50_mean"] - (row["ciou50_a"] + row["ciou50_b"]) / 2)
+        assert -1 <= row["map_correlation"] <= 1 and 0 <= row["region_iou"] <= 1

@@ -1,0 +1,96 @@
+"""How much a two-network model's networks agree, and what averaging them buys.
+
+    python benchmarks/agreement.py runs/ratio --method ezvsl
+
+DMT scores the mean of its two teachers, the naive ensemble the mean of two naive networks.
+Averaging helps only as far as the two disagree: two networks trained on the same
+pseudo-labels may become one network twice. For every finished two-network job of a ``run.py``
+output folder (DMT, naive ensemble) this reloads the model and reports, on the stored test
+scenes: CIoU@0.5 of network A, of network B and of their mean, the mean's gain over the two
+alone (the ensembling gain), and how alike the two networks' maps are: the Pearson correlation
+of their maps and the IoU of their binarised maps (binarised as CIoU does: min-max normalised,
+at the median), per scene, averaged.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from benchmarks.pointing_breakdown import finished_jobs, localize_as
+from benchmarks.report import command_line
+from dmt_wrap.atomic import write_text_atomic
+from dmt_wrap.metrics import binarise_at_median, ciou_at, ciou_per_image, minmax_normalise, upsample_maps
+
+
+def map_agreement(maps_a: torch.Tensor, maps_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per scene: Pearson correlation of two networks' maps, and the IoU of their binarised maps."""
+    flat_a, flat_b = maps_a.flatten(1).double(), maps_b.flatten(1).double()
+    flat_a, flat_b = flat_a - flat_a.mean(1, keepdim=True), flat_b - flat_b.mean(1, keepdim=True)
+    correlation = (flat_a * flat_b).sum(1) / (flat_a.norm(dim=1) * flat_b.norm(dim=1)).clamp_min(1e-12)
+    region_a = binarise_at_median(minmax_normalise(maps_a)).flatten(1)
+    region_b = binarise_at_median(minmax_normalise(maps_b)).flatten(1)
+    iou = (region_a & region_b).sum(1) / (region_a | region_b).sum(1).clamp_min(1)
+    return correlation, iou.double()
+
+
+def agreement(model, test, batch_size: int = 100) -> dict[str, float]:
+    """CIoU@0.5 of each network and of their mean, the ensembling gain, and the maps' agreement."""
+    network_a, network_b, both = localize_as(model, "a"), localize_as(model, "b"), model.localize
+    ciou = {"a": [], "b": [], "mean": []}
+    correlation, iou = [], []
+    for batch in DataLoader(test, batch_size=batch_size):
+        images, audio, truth = batch["image"], batch["audio"], batch["mask"]
+        maps = {"a": network_a(images, audio), "b": network_b(images, audio), "mean": both(images, audio)}
+        for name, value in maps.items():
+            ciou[name].append(ciou_per_image(value, truth))
+        size = truth.shape[-2:]
+        c, i = map_agreement(upsample_maps(maps["a"].float(), size), upsample_maps(maps["b"].float(), size))
+        correlation.append(c)
+        iou.append(i)
+    scores = {f"ciou50_{name}": ciou_at(torch.cat(values)) for name, values in ciou.items()}
+    return {**scores, "ensemble_gain": scores["ciou50_mean"] - (scores["ciou50_a"] + scores["ciou50_b"]) / 2,
+            "map_correlation": float(torch.cat(correlation).mean()), "region_iou": float(torch.cat(iou).mean())}
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ["method", "ratio", "seed", "variant", "CIoU@0.5 A", "B", "mean of A and B", "ensembling gain",
+            "map correlation", "region IoU"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['ratio']} | {r['seed']} | {r['variant']} | {r['ciou50_a'] * 100:.1f} "
+                     f"| {r['ciou50_b'] * 100:.1f} | {r['ciou50_mean'] * 100:.1f} | {r['ensemble_gain'] * 100:+.1f} "
+                     f"| {r['map_correlation']:.3f} | {r['region_iou']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out", nargs="+", type=Path, help="benchmarks/run.py output folders (synthetic data)")
+    p.add_argument("--method", nargs="+", default=None, help="only these methods (default: every one found)")
+    p.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = p.parse_args(argv)
+    rows = []
+    with torch.no_grad():
+        for out in args.out:
+            for where, model, test in finished_jobs(out, args.method):
+                if len(model.inference_networks()) == 2:
+                    rows.append({**where, **agreement(model, test)})
+    if not rows:
+        raise SystemExit(f"{[str(o) for o in args.out]}: no finished two-network job (DMT or naive ensemble); "
+                         "run benchmarks/run.py --variants dmt naive_ensemble --out there first")
+    text = (f"# Do the two networks agree?\n\nCommand: `{command_line('agreement.py', argv)}`\n"
+            "CIoU@0.5 in points; the ensembling gain is the mean's CIoU@0.5 minus the average of A's and B's.\n\n"
+            f"{markdown(rows)}\n")
+    print(text)
+    if args.json:
+        write_text_atomic(args.json, json.dumps({"command": command_line("agreement.py", argv), "rows": rows},
+                                                indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
