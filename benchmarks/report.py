@@ -218,20 +218,39 @@ def plot_curves(results: list[dict[str, Any]], path: Path) -> None:
     save_figure(fig, path)
 
 
-def plot_ratio_curve(methods: list[str], ratios: list[float], table: dict[tuple, dict[str, Any]], path: Path) -> None:
-    """CIoU@0.5 against the label ratio, per method and variant."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+def plot_ratio_curve(methods: list[str], ratios: list[float], table: dict[tuple, dict[str, Any]], path: Path,
+                     gains: list[dict[str, Any]] | None = None) -> None:
+    """CIoU@0.5 against the label ratio, per method and variant (mean ± std over seeds); with
+    ``gains`` (one ``gains_payload`` per ratio) a second panel: DMT minus naive and minus the
+    naive ensemble, paired by seed (mean ± s.e.), where above zero DMT helps."""
+    fig, axes = plt.subplots(1, 2 if gains else 1, figsize=(11 if gains else 6, 4), squeeze=False)
+    ax = axes[0][0]
     for method in methods:
-        for variant in ("naive", "single_teacher", "dmt"):
+        for variant in ("naive", "naive_ensemble", "single_teacher", "dmt"):
             points = [(r, table[(method, r, variant)]["ciou50"]) for r in ratios if (method, r, variant) in table]
             if points:
                 ax.errorbar([p[0] for p in points], [p[1][0] * 100 for p in points],
-                            yerr=[p[1][1] * 100 for p in points], marker="o", label=f"{method} {variant}")
-    ax.set_xscale("log")
-    ax.set_xlabel("label ratio")
+                            yerr=[p[1][1] * 100 for p in points], marker="o", capsize=3, label=f"{method} {variant}")
     ax.set_ylabel("CIoU@0.5 (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if gains:
+        gain_ax = axes[0][1]
+        for method in methods:
+            for baseline in ("naive", "naive_ensemble"):
+                points = [(g["ratio"], g["paired"].get(method, {}).get(f"dmt-{baseline}", {}).get("ciou50"))
+                          for g in gains]
+                points = [(r, d) for r, d in points if d is not None]
+                if points:
+                    gain_ax.errorbar([r for r, _ in points], [d["mean"] * 100 for _, d in points],
+                                     yerr=[(d["stderr"] or 0.0) * 100 for _, d in points], marker="o", capsize=3,
+                                     label=f"{method}: DMT − {baseline}")
+        gain_ax.axhline(0.0, color="black", linewidth=0.8)
+        gain_ax.set_ylabel("paired CIoU@0.5 difference (points)")
+    for axis in axes[0]:
+        axis.set_xscale("log")
+        axis.set_xticks(ratios, [f"{r:g}" for r in ratios])
+        axis.set_xlabel("label ratio")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
 

@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     plots.mkdir(exist_ok=True)
     plot_curves(results, plots / "curves.png")
     if len(args.label_ratio) > 1:
-        plot_ratio_curve(args.method, args.label_ratio, table, plots / "label_ratio.png")
+        plot_ratio_curve(args.method, args.label_ratio, table, plots / "label_ratio.png", gains)
     save_overlays(args, preset, data_cache, plots / "overlays.png")
     print(markdown)
     return 0
