@@ -9,6 +9,7 @@ atomically.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -76,12 +77,29 @@ def run_job(job: Job, preset: Preset, data: ComparisonData, out: Path, device: s
         return _run_locked(job, preset, data, folder, device, progress, warmup_cache)
 
 
+@functools.cache
+def training_code_fingerprint() -> str:
+    """A hash of the source that decides what training computes (``dmt_wrap``, ``baselines``,
+    the composed benchmark): any edit there, however small, may change the numbers."""
+    import baselines
+    import dmt_wrap
+    from benchmarks import composed
+
+    digest = hashlib.sha256()
+    for package in (dmt_wrap, baselines, composed):
+        root = Path(package.__file__).parent
+        for source in sorted(root.rglob("*.py")):
+            digest.update(source.relative_to(root).as_posix().encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
+
+
 class WarmupCache(Callback):
     """End-of-warm-up checkpoints shared between jobs that differ only in stage-2 settings.
 
     A job's warm-up is keyed by everything it depends on: the method and its constructor
-    arguments, the data (settings, description, label ratio, which labels), the seed and the
-    config's stage-1 settings. A job whose key is cached starts stage 2 from it
+    arguments, the data (settings, description, label ratio, which labels), the seed, the
+    config's stage-1 settings and the training code itself (``training_code_fingerprint``: a
+    warm-up cached by other code is never reused). A job whose key is cached starts stage 2 from it
     (``fit(warmup_from=)``, bit-identical to training through); a job that trains its own
     warm-up publishes it as soon as stage 1 ends, so a stage-2 sweep pays for one warm-up
     per method and seed. Files are written atomically: processes may share the cache.
@@ -91,7 +109,7 @@ class WarmupCache(Callback):
                  checkpoint_dir: Path) -> None:
         key = {"method": job.method, "ratio": job.ratio, "labels": job.variant.labels, "seed": job.seed,
                "network": settings["network"], "data": settings["data"], "description": data_description,
-               "train": config.stage1_settings()}
+               "train": config.stage1_settings(), "code": training_code_fingerprint()}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
         self.path = folder / job.method / f"{digest}.pt"
         self.source = checkpoint_dir / WARMUP_CHECKPOINT_NAME

@@ -183,3 +183,22 @@ def test_a_warmup_cache_lets_a_stage2_sweep_skip_the_warmup_with_the_same_result
     assert run.main(common + ["--train-args", '{"lr": 0.002}', "--out", str(tmp_path / "other-lr"),
                               "--warmup-cache", str(cache)]) == 0
     assert job("other-lr")["warmup_from"] is None and len(list(cache.glob("ezvsl/*.pt"))) == 2
+
+
+def test_the_warmup_cache_key_changes_with_the_training_code(monkeypatch, tmp_path):
+    from benchmarks import comparison
+
+    comparison.training_code_fingerprint.cache_clear()
+    before = comparison.training_code_fingerprint()
+    assert before == comparison.training_code_fingerprint()
+    fake_package = tmp_path / "dmt_wrap"
+    fake_package.mkdir()
+    (fake_package / "__init__.py").write_text("# another version of the code\n")
+    import dmt_wrap
+    monkeypatch.setattr(dmt_wrap, "__file__", str(fake_package / "__init__.py"))
+    comparison.training_code_fingerprint.cache_clear()
+    try:
+        assert comparison.training_code_fingerprint() != before
+    finally:
+        monkeypatch.undo()
+        comparison.training_code_fingerprint.cache_clear()
