@@ -9,8 +9,8 @@
 Every SOURCE is a ``run.py --out`` folder (its finished jobs) or a gains JSON (``run.py``'s
 ``gains.json`` or this script's ``--json``, with per-seed rows). ``--controls`` adds the
 variants the reference lacks (naive ensemble, single teacher, ...) from other sources, so
-that a new DMT run is paired with controls trained earlier (jobs are bit-for-bit
-reproducible, so a stored control is the control a rerun would give).
+that a new DMT run is paired with controls trained earlier. Jobs reproduce bit for bit at one
+commit only (docs/reliability.md): pair with stored controls of the same training code.
 
 The reference holds the reference jobs (naive or naive ensemble, DMT, ...); its table is the
 one ``run.py`` writes (per method: DMT minus naive, naive ensemble, single teacher and teacher A,
@@ -115,30 +115,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="write the Markdown here (default: print only)")
     args = p.parse_args(argv)
 
-    reference = paired_payload(with_controls(load_rows(args.reference, args.ratio),
-                                             [load_rows(c, args.ratio) for c in args.controls]), args.ratio)
+    rows = with_controls(load_rows(args.reference, args.ratio), [load_rows(c, args.ratio) for c in args.controls])
+    payload = paired_payload(rows, args.ratio)
     text = [f"Command: `{command_line('paired.py', argv)}`", "",
             f"## DMT against its controls ({args.reference}, label ratio {args.ratio:g})", "",
-            paired_gains_table(reference)]
-    reference["methods"] = {m: {v: {int(s): row for s, row in seeds.items()} for v, seeds in variants.items()}
-                            for m, variants in reference["methods"].items()}
+            paired_gains_table(payload)]
     changes = []
     for label, source, variant in args.compare:
-        rows = load_rows(source, args.ratio)
-        changes.append((label, {m: variants[variant] for m, variants in rows.items() if variant in variants}))
+        changed = load_rows(source, args.ratio)
+        changes.append((label, {m: variants[variant] for m, variants in changed.items() if variant in variants}))
     if changes:
         text += ["", "## One change at a time, paired by seed against the reference DMT", "",
-                 change_table(reference, changes)]
+                 change_table({**payload, "methods": rows}, changes)]
     markdown = "\n".join(text) + "\n"
     print(markdown)
     if args.out:
         write_text_atomic(args.out, markdown)
     if args.json:
-        payload = {"command": command_line("paired.py", argv),
-                   **paired_payload(reference["methods"], args.ratio),
-                   "changes": {label: {m: {str(s): row for s, row in sorted(seeds.items())}
-                                       for m, seeds in variants.items()} for label, variants in changes}}
-        write_text_atomic(args.json, json.dumps(payload, indent=1))
+        stored = {"command": command_line("paired.py", argv), **payload,
+                  "changes": {label: {m: {str(s): row for s, row in sorted(seeds.items())}
+                                      for m, seeds in variants.items()} for label, variants in changes}}
+        write_text_atomic(args.json, json.dumps(stored, indent=1))
     return 0
 
 
