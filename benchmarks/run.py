@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) - preset.train.num_workers))
     args.out.mkdir(parents=True, exist_ok=True)
     variants = [VARIANTS[v] for v in args.variants]
+    if "naive" in args.variants and "naive_ensemble" in args.variants:
+        log.info("naive: scored as the naive ensemble's network A (the same network, bit for bit), no job of its own")
+        variants.remove(NAIVE)
     jobs = [Job(m, v, r, s) for m in args.method for r in args.label_ratio for s in args.seeds for v in variants]
     log.info("%d jobs (%s), preset %s, output %s", len(jobs), ", ".join(args.method), preset.name, args.out)
 
@@ -154,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                f"network: {preset.train.warmup_steps} warm-up + {preset.train.steps} steps.", ""]
     sections = []
     pairs = [(v.name, v.title) for v in variants]
-    if "naive_ensemble" in args.variants and "naive" not in args.variants:  # its network A is the naive network
-        pairs.insert(args.variants.index("naive_ensemble"), ("naive", f"{NAIVE.title} (the ensemble's network A)"))
+    names = [name for name, _ in pairs]
+    if "naive_ensemble" in names and "naive" not in names:  # its network A is the naive network
+        pairs.insert(names.index("naive_ensemble"), ("naive", f"{NAIVE.title} (the ensemble's network A)"))
     pairs += [(v.name + SINGLE_NETWORK_SUFFIX, f"{v.title}, teacher A alone") for v in variants
               if v.name != "naive_ensemble"
               and any(r["variant"] == v.name and r.get("network_scores", {}).get("a") for r in results)]

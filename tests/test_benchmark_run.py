@@ -142,12 +142,14 @@ def test_sweep_over_ratios_seeds_and_methods_reports_mean_std_gains_and_the_rati
 def test_naive_row_comes_from_the_ensembles_network_a_and_equals_a_naive_job(tiny_preset, tmp_path):
     out = tmp_path / "ensemble"
     common = ["--method", "ezvsl", "--quick", "--out", str(out), "--no-progress", "--threads", "1"]
-    assert run.main(common + ["--variants", "naive_ensemble"]) == 0
+    assert run.main(common + ["--variants", "naive", "naive_ensemble"]) == 0  # naive asked for: no job of its own
+    job_folder = out / "jobs" / "ezvsl" / "ratio0.03" / "seed0"
+    assert not (job_folder / "naive").exists()
     rows = {r["variant"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
     assert set(rows) == {"naive_ensemble", "naive_ensemble@A", "naive"}
     assert "naive semi-supervised (the ensemble's network A)" in (out / "results.md").read_text()
     assert run.main(common + ["--variants", "naive"]) == 0
-    naive_job = json.loads((out / "jobs" / "ezvsl" / "ratio0.03" / "seed0" / "naive" / "result.json").read_text())
+    naive_job = json.loads((job_folder / "naive" / "result.json").read_text())
     assert naive_job["scores"]["ciou50"] == rows["naive"]["ciou50"][0]
     assert naive_job["scores"]["pointing"] == rows["naive"]["pointing"][0]
 
