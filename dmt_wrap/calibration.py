@@ -86,6 +86,23 @@ class CalibratedNetwork(nn.Module):
         self.eval_shift.fill_(shift)
         return scale, shift
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        """The eval-mode affine is optional state, the identity until fitted. A checkpoint without it
+        (``recalibrate_teachers`` off, e.g. a shared warm-up) loads as the identity; an identity one
+        loads into a network built without it. A fitted one is never dropped: that stays an error."""
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        keys = (prefix + "eval_scale", prefix + "eval_shift")
+        if hasattr(self, "eval_scale"):
+            if any(key in missing_keys for key in keys):
+                self.eval_scale.fill_(1.0)
+                self.eval_shift.fill_(0.0)
+                missing_keys[:] = [key for key in missing_keys if key not in keys]
+        elif all(key in state_dict for key in keys) and float(state_dict[keys[0]]) == 1.0 \
+                and float(state_dict[keys[1]]) == 0.0:
+            unexpected_keys[:] = [key for key in unexpected_keys if key not in keys]
+
     def forward(self, images: Tensor, audio: Tensor) -> NetworkOutput:
         output = self.raw(images, audio)
         raw_map = output.map.float()

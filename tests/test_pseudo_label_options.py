@@ -159,3 +159,20 @@ def test_a_config_stored_before_pseudo_loss_norm_existed_reads_as_the_old_behavi
     assert DMTConfig().pseudo_loss_norm == "unlabeled"
     assert DMTConfig.from_dict(stored).pseudo_loss_norm == "kept"
     assert DMTConfig.from_dict(DMTConfig().to_dict()) == DMTConfig()
+
+
+def test_a_warmup_without_recalibration_starts_a_recalibrating_stage2_and_back():
+    """recalibrate_teachers is a stage-2 setting: a warm-up shared through ``warmup_from`` may come
+    from a run with it on or off; the unfitted eval-mode affine is the identity either way."""
+    from dmt_wrap.calibration import CalibratedNetwork
+
+    torch.manual_seed(0)
+    plain, recalibrating = CalibratedNetwork(ToyNet()), CalibratedNetwork(ToyNet(), eval_affine=True)
+    recalibrating.eval_scale.fill_(2.0)
+    recalibrating.load_state_dict(plain.state_dict())  # no eval affine in the checkpoint: identity
+    assert float(recalibrating.eval_scale) == 1.0 and float(recalibrating.eval_shift) == 0.0
+    assert torch.equal(recalibrating.scale, plain.scale)
+    plain.load_state_dict(recalibrating.state_dict())  # an identity eval affine: nothing lost
+    recalibrating.eval_shift.fill_(0.5)
+    with pytest.raises(RuntimeError, match="eval_shift"):  # a fitted one is never dropped
+        plain.load_state_dict(recalibrating.state_dict())
