@@ -32,6 +32,8 @@ tier in the README ("Does each baseline learn alone?").
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from einops import einsum, rearrange
@@ -65,11 +67,15 @@ class Attention10k(FreezableEncoders):
     def __init__(self, encoder_size: str = "resnet18", sample_rate: int = 16000,
                  visual_weights: str | None = None, audio_weights: str | None = None,
                  dim: int | None = None, output_stride: int = 16, attention_temperature: float = 1.0,
+                 score_activation: Literal["relu", "identity"] = "relu",
                  freeze_visual: bool = False, freeze_audio: bool = False) -> None:
         super().__init__()
         if attention_temperature <= 0:
             raise ValueError(f"attention_temperature={attention_temperature}: must be > 0 (1 is the original)")
+        if score_activation not in ("relu", "identity"):
+            raise ValueError(f"score_activation={score_activation!r}: expected 'relu' (the original) or 'identity'")
         self.attention_temperature = attention_temperature
+        self.score_activation = score_activation
         self.visual_encoder, self.audio_encoder = encoder_pair(encoder_size, sample_rate, visual_weights,
                                                                audio_weights, output_stride)
         self.freeze_encoders(visual=freeze_visual, audio=freeze_audio)
@@ -82,11 +88,13 @@ class Attention10k(FreezableEncoders):
                                              nn.ReLU(), nn.Linear(dim, audio_channels))
 
     def attention(self, visual: Tensor, audio_query: Tensor) -> Tensor:
-        """``softmax_p(ReLU(cos(v_p, q)) / T)`` for visual ``[B, C, h, w]``, query ``[B, C]``."""
+        """``softmax_p(ReLU(cos(v_p, q)) / T)`` for visual ``[B, C, h, w]``, query ``[B, C]`` (no ReLU
+        with ``score_activation="identity"``)."""
         cosine = matched_similarity_map(F.normalize(visual, dim=1),
                                         F.normalize(audio_query, dim=1))
         h, w = cosine.shape[1:]
-        weights = rearrange(F.relu(cosine) / self.attention_temperature, "b h w -> b (h w)").softmax(dim=1)
+        scores = F.relu(cosine) if self.score_activation == "relu" else cosine
+        weights = rearrange(scores / self.attention_temperature, "b h w -> b (h w)").softmax(dim=1)
         return rearrange(weights, "b (h w) -> b h w", h=h, w=w)
 
     def forward_per_sample(self, images: Tensor, audio: Tensor) -> tuple[Tensor, Tensor | None]:

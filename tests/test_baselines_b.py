@@ -145,6 +145,27 @@ def test_attention10k_temperature_sharpens_the_attention():
         tiny_network("attention10k", attention_temperature=0)
 
 
+def test_attention10k_without_relu_keeps_a_gradient_when_every_cosine_is_negative():
+    # Non-negative features against a negative query: every cosine < 0, the dead-ReLU state.
+    generator = torch.Generator().manual_seed(0)
+    visual = torch.rand(2, 8, 4, 4, generator=generator).requires_grad_()
+    query = -torch.rand(2, 8, generator=generator)
+    target = torch.zeros(2, 4, 4)
+    target[:, :2, :2] = 1.0
+    gradients = {}
+    for activation in ("relu", "identity"):
+        net = tiny_network("attention10k", attention_temperature=0.1, score_activation=activation)
+        attention = net.attention(visual, query)
+        (gradient,) = torch.autograd.grad((attention * target).sum(), visual)
+        gradients[activation] = gradient
+        if activation == "relu":
+            torch.testing.assert_close(attention, torch.full_like(attention, 1 / 16))
+    assert gradients["relu"].abs().max() == 0
+    assert gradients["identity"].abs().max() > 0
+    with pytest.raises(ValueError, match="score_activation='tanh'"):
+        tiny_network("attention10k", score_activation="tanh")
+
+
 @pytest.mark.parametrize("method", ["attention10k", "sspl"])
 @pytest.mark.parametrize("frozen", ["visual_encoder", "audio_encoder"])
 def test_frozen_encoder_keeps_weights_and_statistics(method, frozen):
