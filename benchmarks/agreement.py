@@ -9,7 +9,8 @@ output folder (DMT, naive ensemble) this reloads the model and reports, on the s
 scenes: CIoU@0.5 of network A, of network B and of their mean, the mean's gain over the two
 alone (the ensembling gain), and how alike the two networks' maps are: the Pearson correlation
 of their maps and the IoU of their binarised maps (binarised as CIoU does: min-max normalised,
-at the median), per scene, averaged.
+at the median), per scene, averaged; and the share of scenes on which each network's map is
+flat (the same value at every location: a collapsed network, e.g. Attention10k's dead ReLU).
 """
 from __future__ import annotations
 
@@ -37,33 +38,44 @@ def map_agreement(maps_a: torch.Tensor, maps_b: torch.Tensor) -> tuple[torch.Ten
     return correlation, iou.double()
 
 
+def flat_maps(maps: torch.Tensor, tolerance: float = 1e-5) -> torch.Tensor:
+    """Per scene: whether the map is flat, its spread (max - min) within ``tolerance`` of its scale."""
+    flat = maps.flatten(1).double()
+    spread = flat.amax(1) - flat.amin(1)
+    return spread <= tolerance * flat.abs().amax(1).clamp_min(1e-12)
+
+
 def agreement(model, test, batch_size: int = 100) -> dict[str, float]:
     """CIoU@0.5 of each network and of their mean, the ensembling gain, and the maps' agreement."""
     network_a, network_b, both = localize_as(model, "a"), localize_as(model, "b"), model.localize
     ciou = {"a": [], "b": [], "mean": []}
-    correlation, iou = [], []
+    correlation, iou, flat = [], [], {"a": [], "b": []}
     for batch in DataLoader(test, batch_size=batch_size):
         images, audio, truth = batch["image"], batch["audio"], batch["mask"]
         maps = {"a": network_a(images, audio), "b": network_b(images, audio), "mean": both(images, audio)}
         for name, value in maps.items():
             ciou[name].append(ciou_per_image(value, truth))
+        for name in flat:
+            flat[name].append(flat_maps(maps[name]))
         size = truth.shape[-2:]
         c, i = map_agreement(upsample_maps(maps["a"].float(), size), upsample_maps(maps["b"].float(), size))
         correlation.append(c)
         iou.append(i)
     scores = {f"ciou50_{name}": ciou_at(torch.cat(values)) for name, values in ciou.items()}
     return {**scores, "ensemble_gain": scores["ciou50_mean"] - (scores["ciou50_a"] + scores["ciou50_b"]) / 2,
-            "map_correlation": float(torch.cat(correlation).mean()), "region_iou": float(torch.cat(iou).mean())}
+            "map_correlation": float(torch.cat(correlation).mean()), "region_iou": float(torch.cat(iou).mean()),
+            **{f"flat_{name}": float(torch.cat(values).double().mean()) for name, values in flat.items()}}
 
 
 def markdown(rows: list[dict]) -> str:
     head = ["method", "ratio", "seed", "variant", "CIoU@0.5 A", "B", "mean of A and B", "ensembling gain",
-            "map correlation", "region IoU"]
+            "map correlation", "region IoU", "flat maps A", "flat maps B"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append(f"| {r['method']} | {r['ratio']} | {r['seed']} | {r['variant']} | {r['ciou50_a'] * 100:.1f} "
                      f"| {r['ciou50_b'] * 100:.1f} | {r['ciou50_mean'] * 100:.1f} | {r['ensemble_gain'] * 100:+.1f} "
-                     f"| {r['map_correlation']:.3f} | {r['region_iou']:.3f} |")
+                     f"| {r['map_correlation']:.3f} | {r['region_iou']:.3f} | {r['flat_a'] * 100:.0f}% "
+                     f"| {r['flat_b'] * 100:.0f}% |")
     return "\n".join(lines)
 
 

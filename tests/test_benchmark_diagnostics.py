@@ -126,6 +126,15 @@ def test_agreement_of_two_networks_maps():
     assert torch.allclose(correlation, torch.ones(4, dtype=torch.float64))
 
 
+def test_flat_maps_are_those_with_the_same_value_everywhere():
+    from benchmarks.agreement import flat_maps
+
+    maps = torch.full((3, 8, 8), 1 / 64)
+    maps[1, 0, 0] += 1e-3  # one location apart: not flat
+    maps[2] = torch.softmax(torch.zeros(64), 0).view(8, 8)  # a uniform attention, as a dead ReLU leaves it
+    assert flat_maps(maps).tolist() == [True, False, True]
+
+
 def test_agreement_refuses_a_folder_without_two_network_jobs(tmp_path):
     from benchmarks import agreement
 
@@ -149,3 +158,4 @@ def test_agreement_scores_each_network_of_every_two_network_job(tiny_preset, tmp
         assert row["ciou50_a"] == pytest.approx(results[variant]["network_scores"]["a"]["ciou50"])
         assert row["ensemble_gain"] == pytest.approx(row["ciou50_mean"] - (row["ciou50_a"] + row["ciou50_b"]) / 2)
         assert -1 <= row["map_correlation"] <= 1 and 0 <= row["region_iou"] <= 1
+        assert 0 <= row["flat_a"] <= 1 and 0 <= row["flat_b"] <= 1
