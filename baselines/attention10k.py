@@ -32,7 +32,7 @@ tier in the README ("Does each baseline learn alone?").
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +42,8 @@ from torch import Tensor, nn
 from baselines.encoders import encoder_pair, matched_similarity_map
 from baselines.freezing import FreezableEncoders
 from baselines.registry import register
+
+ScoreActivation = Literal["relu", "identity"]
 
 
 def triplet_softmax_loss(pooled: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
@@ -67,12 +69,12 @@ class Attention10k(FreezableEncoders):
     def __init__(self, encoder_size: str = "resnet18", sample_rate: int = 16000,
                  visual_weights: str | None = None, audio_weights: str | None = None,
                  dim: int | None = None, output_stride: int = 16, attention_temperature: float = 1.0,
-                 score_activation: Literal["relu", "identity"] = "relu",
+                 score_activation: ScoreActivation = "relu",
                  freeze_visual: bool = False, freeze_audio: bool = False) -> None:
         super().__init__()
         if attention_temperature <= 0:
             raise ValueError(f"attention_temperature={attention_temperature}: must be > 0 (1 is the original)")
-        if score_activation not in ("relu", "identity"):
+        if score_activation not in get_args(ScoreActivation):
             raise ValueError(f"score_activation={score_activation!r}: expected 'relu' (the original) or 'identity'")
         self.attention_temperature = attention_temperature
         self.score_activation = score_activation
