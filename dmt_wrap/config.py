@@ -22,7 +22,7 @@ LEGACY_VALUES: dict[str, Any] = {"pseudo_loss_norm": "kept"}
 STAGE2_FIELDS = frozenset({
     "steps", "noise_filter", "pseudo_label", "pseudo_label_shape", "max_label_area", "delta", "delta_mode",
     "tau", "ema_decay", "lambda_u", "rampup_steps", "pseudo_loss_norm", "inference", "recalibrate_teachers",
-    "unlabeled_augment",
+    "unlabeled_augment", "audio_contrast",
 })
 
 
@@ -59,6 +59,11 @@ class DMTConfig:
     refit each teacher's calibration bias on its eval-mode maps of the first unlabeled batch, so
     that ``delta`` applies to the maps the teachers threshold (dropout, momentum branches and
     BatchNorm make eval-mode maps differ from the train-mode ones the calibration was fitted on).
+    ``audio_contrast``: the teachers' confidence becomes ``P(image, own audio) * (1 - P(image, another
+    clip's audio))`` before filtering (``filtering.contrast_with_other_audio``; the other clip is the
+    next one of the unlabeled batch, so it needs an unlabeled batch of at least two): what a teacher
+    lights whatever the audio (a silent object it takes for a source) does not become a pseudo-label.
+    It costs one more forward per teacher and step.
     ``ensemble``: with ``teachers=0``, train two independent networks (pair A's and B's seeds
     and data orders) and average their maps at inference: the naive-ensemble control.
     """
@@ -90,6 +95,7 @@ class DMTConfig:
     inference: Inference = "mean"
     ensemble: bool = False
     recalibrate_teachers: bool = False
+    audio_contrast: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     unlabeled_augment: AugmentConfig | None = None
     # engineering

@@ -66,6 +66,18 @@ class PseudoLabels:
     consensus_iou: Tensor   # [B] float: |M_A & M_B| / |M_A | M_B| (1 for one teacher)
 
 
+def contrast_with_other_audio(matched: Tensor, mismatched: Tensor) -> Tensor:
+    """``matched * (1 - mismatched)``: the confidence that a pixel sounds with its own clip's
+    audio and does not light up with another clip's.
+
+    A network that is partly an objectness detector lights every visible object whatever the
+    audio, the silent ones included; with ``mismatched`` the map of the same image under an
+    unrelated clip's audio, what it lights regardless of the audio is removed and what the
+    clip's own audio lights stays. Both maps are confidences in [0, 1]; so is the result.
+    """
+    return matched * (1.0 - mismatched)
+
+
 def consensus_iou(mask_a: Tensor, mask_b: Tensor) -> Tensor:
     """IoU of two boolean masks per sample; 0 where the union is empty."""
     inter = (mask_a & mask_b).flatten(1).sum(1)

@@ -33,8 +33,8 @@ from .callbacks import CHECKPOINT_NAME, Callback, Checkpoint, EMATeachers, Evalu
 from .checkpoint import MODEL_KEYS, PAIR_NAMES, CheckpointError, load_checkpoint, require_keys
 from .config import DMTConfig
 from .distributed import DistributedStudent, World
-from .filtering import (SILENT_SUMS, PseudoLabels, label_quality, make_pseudo_labels, silent_object_rates,
-                        silent_object_sums)
+from .filtering import (SILENT_SUMS, PseudoLabels, contrast_with_other_audio, label_quality, make_pseudo_labels,
+                        silent_object_rates, silent_object_sums)
 from .losses import map_loss, per_sample_map_loss
 from .metrics import upsample_maps
 from .streams import BatchStream, derive_seed
@@ -273,11 +273,17 @@ class Trainer:
 
     @torch.no_grad()
     def _teacher_probs(self, images: Tensor, audio: Tensor) -> list[Tensor]:
+        """Each teacher's confidence maps at the images' resolution (``audio_contrast``: against the
+        maps under the next clip's audio, ``contrast_with_other_audio``)."""
         probs = []
+        layout = self._images(images)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast_enabled):
             for teacher in self.model.teachers:
-                logits = teacher.module(self._images(images), audio).map.float()
-                probs.append(upsample_maps(torch.sigmoid(logits), images.shape[-2:]))
+                prob = torch.sigmoid(teacher.module(layout, audio).map.float())
+                if self.cfg.audio_contrast:
+                    other = torch.sigmoid(teacher.module(layout, audio.roll(1, dims=0)).map.float())
+                    prob = contrast_with_other_audio(prob, other)
+                probs.append(upsample_maps(prob, images.shape[-2:]))
         return probs
 
     def train_step(self, stage: str, batches: Mapping[str, dict[str, Tensor]] | None = None) -> dict[str, float]:

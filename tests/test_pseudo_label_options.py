@@ -7,7 +7,7 @@ import torch
 
 from dmt_wrap import DMTConfig, DualMeanTeacher, ablation
 from dmt_wrap.augment import MILD_AUGMENT, AugmentConfig
-from dmt_wrap.filtering import PseudoLabels, silent_object_rates, silent_object_sums
+from dmt_wrap.filtering import PseudoLabels, make_pseudo_labels, silent_object_rates, silent_object_sums
 from dmt_wrap.trainer import Trainer
 from tests.toy import SquaresDataset, ToyNet
 
@@ -176,3 +176,41 @@ def test_a_warmup_without_recalibration_starts_a_recalibrating_stage2_and_back()
     recalibrating.eval_shift.fill_(0.5)
     with pytest.raises(RuntimeError, match="eval_shift"):  # a fitted one is never dropped
         plain.load_state_dict(recalibrating.state_dict())
+
+
+class ObjectnessAndSound(torch.nn.Module):
+    """Probability maps: the image's red channel lit whatever the audio (an objectness detector that
+    also fires on silent objects), its green channel only as much as the audio's first value says."""
+
+    outputs_probabilities = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))  # the contract's optimiser needs a parameter
+
+    def forward(self, images, audio):
+        sounding = images[:, 1] * audio[:, :1, None].clamp(0, 1)
+        return (0.05 + 0.9 * torch.maximum(images[:, 0], sounding)).clamp(0, 1), None
+
+
+def test_audio_contrast_drops_what_a_teacher_lights_whatever_the_audio():
+    images = torch.zeros(2, 3, 8, 8)
+    images[:, 0, :4, :4] = 1.0                # a silent object, top left: lit by the red channel
+    images[:, 1, 4:, 4:] = 1.0                # the sounding object, bottom right
+    audio = torch.zeros(2, 32)
+    audio[0, 0] = 1.0                         # clip 0 sounds; clip 1 is silence
+    data = [{"image": images[i], "audio": audio[i], "mask": images[i, 1]} for i in range(2)]
+    labels = {}
+    for contrast in (False, True):
+        model = DualMeanTeacher(ObjectnessAndSound, FAST.replace(audio_contrast=contrast, batch_size=2,
+                                                                  labeled_batch_size=2))
+        model.start_teachers()
+        trainer = Trainer(model, data, data, progress=False)
+        probs = trainer._teacher_probs(images, audio)
+        labels[contrast] = make_pseudo_labels(probs[0], probs[1], model.config.pseudo_labels).labels
+    # plain maps: the silent object is half of clip 0's label
+    assert labels[False][0, :4, :4].all() and labels[False][0, 4:, 4:].all()
+    # contrasted with clip 1's audio (silence): only the sounding object stays
+    assert labels[True][0, 4:, 4:].all() and not labels[True][0, :4, :4].any()
+    # clip 1 under clip 0's audio lights its green square too: nothing of clip 1 stays
+    assert not labels[True][1].any()
