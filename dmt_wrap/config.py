@@ -64,6 +64,12 @@ class DMTConfig:
     next one of the unlabeled batch, so it needs an unlabeled batch of at least two): what a teacher
     lights whatever the audio (a silent object it takes for a source) does not become a pseudo-label.
     It costs one more forward per teacher and step.
+    ``mismatch_weight``: weight of a loss that teaches each network to use the audio: every sample
+    with a target (labels, kept pseudo-labels) goes through the student once more with the next
+    clip's audio of its batch, and the map there is pushed towards 0 on the target's pixels
+    (``losses.mismatched_audio_loss``). It applies in both stages and to every variant that
+    trains on labels, so naive training gets it too. One more forward and backward per student
+    and step; not available under torchrun.
     ``ensemble``: with ``teachers=0``, train two independent networks (pair A's and B's seeds
     and data orders) and average their maps at inference: the naive-ensemble control.
     """
@@ -96,6 +102,7 @@ class DMTConfig:
     ensemble: bool = False
     recalibrate_teachers: bool = False
     audio_contrast: bool = False
+    mismatch_weight: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     unlabeled_augment: AugmentConfig | None = None
     # engineering
@@ -123,6 +130,7 @@ class DMTConfig:
             "steps_per_epoch": self.steps_per_epoch >= 1,
             "batch_size": self.batch_size >= 1 and self.labeled_batch_size >= 1,
             "lr": self.lr > 0,
+            "mismatch_weight": self.mismatch_weight >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

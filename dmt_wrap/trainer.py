@@ -35,7 +35,7 @@ from .config import DMTConfig
 from .distributed import DistributedStudent, World
 from .filtering import (SILENT_SUMS, PseudoLabels, contrast_with_other_audio, label_quality, make_pseudo_labels,
                         silent_object_rates, silent_object_sums)
-from .losses import map_loss, per_sample_map_loss
+from .losses import map_loss, mismatched_audio_loss, per_sample_map_loss
 from .metrics import upsample_maps
 from .streams import BatchStream, derive_seed
 
@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # annotations only: the wrapper imports this module
 
 log = logging.getLogger("dmt_wrap")
 
-LOSS_TERMS = ("supervised", "pseudo", "self_supervised", "total")
+LOSS_TERMS = ("supervised", "pseudo", "self_supervised", "mismatched_audio", "total")
 #: what a batch brings to the device; ``silent_mask`` (visible objects that do not sound) on
 #: unlabeled items only feeds the diagnostics, like ``mask`` there
 BATCH_KEYS = ("image", "audio", "mask", "silent_mask")
@@ -143,6 +143,9 @@ class Trainer:
                              "or use teachers=0 (naive / fully supervised).")
         if not cfg.use_labels and self.unlabeled is None:
             raise ValueError("self-supervised training (use_labels=False) needs unlabeled data: pass unlabeled=.")
+        if cfg.mismatch_weight > 0 and self.world.parallel:
+            raise ValueError("mismatch_weight > 0 runs each student twice per step, which DistributedDataParallel's "
+                             "static graph does not allow; train it in one process, or set mismatch_weight=0.")
         for name, data in (("labeled", self.labeled), ("unlabeled", self.unlabeled)):
             if data is not None and len(data) == 0:  # type: ignore[arg-type]
                 raise ValueError(f"the {name} dataset is empty.")
@@ -267,9 +270,15 @@ class Trainer:
             self_loss = zero
         else:
             self_loss = output.self_loss.float()
+        mismatch = zero
+        if cfg.mismatch_weight > 0:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast_enabled):
+                mismatched = student(self._images(images), audio.roll(1, dims=0)).map
+            mismatch = mismatched_audio_loss(mismatched, target)
         weight_self = 1.0 if not self._uses_labels() else cfg.lambda_c
-        total = supervised + self._pseudo_weight() * pseudo_loss + weight_self * self_loss
-        return torch.stack([supervised, pseudo_loss, self_loss, total])
+        total = (supervised + self._pseudo_weight() * pseudo_loss + weight_self * self_loss
+                 + cfg.mismatch_weight * mismatch)
+        return torch.stack([supervised, pseudo_loss, self_loss, mismatch, total])
 
     @torch.no_grad()
     def _teacher_probs(self, images: Tensor, audio: Tensor) -> list[Tensor]:

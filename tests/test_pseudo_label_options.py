@@ -1,6 +1,7 @@
 """The DMTConfig options of the pseudo-label path: loss normalisation, naive ensemble,
 a separate unlabeled view, eval-mode recalibration of the teachers."""
 import copy
+import math
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ import torch
 from dmt_wrap import DMTConfig, DualMeanTeacher, ablation
 from dmt_wrap.augment import MILD_AUGMENT, AugmentConfig
 from dmt_wrap.filtering import PseudoLabels, make_pseudo_labels, silent_object_rates, silent_object_sums
+from dmt_wrap.losses import mismatched_audio_loss
 from dmt_wrap.trainer import Trainer
 from tests.toy import SquaresDataset, ToyNet
 
@@ -214,3 +216,44 @@ def test_audio_contrast_drops_what_a_teacher_lights_whatever_the_audio():
     assert labels[True][0, 4:, 4:].all() and not labels[True][0, :4, :4].any()
     # clip 1 under clip 0's audio lights its green square too: nothing of clip 1 stays
     assert not labels[True][1].any()
+
+
+def test_mismatched_audio_loss_counts_only_the_target_pixels_of_samples_with_a_target():
+    target = torch.zeros(3, 4, 4)
+    target[0, :2, :2] = 1                     # sample 0: a 2x2 target
+    target[1, :, :] = 1                       # sample 1: the whole image
+    logits = torch.full((3, 4, 4), -20.0)     # nothing lit with the other audio ...
+    logits[0, :2, :2] = 0.0                   # ... except sample 0's target, at probability 0.5
+    logits[2] = 5.0                           # sample 2 has no target: never counted
+    loss = mismatched_audio_loss(logits, target)
+    assert float(loss) == pytest.approx(math.log(2) / 2, rel=1e-4)  # (ln 2 + ~0) over two samples
+    assert float(mismatched_audio_loss(logits, torch.zeros(3, 4, 4))) == 0.0
+
+
+class AudioGatedNet(torch.nn.Module):
+    """Visual features weighted by an (unnormalised) audio embedding, so the audio can switch the map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.visual = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.audio = torch.nn.Linear(32, 8)
+
+    def forward(self, images, audio):
+        return torch.einsum("bchw,bc->bhw", self.visual(images), self.audio(audio)), None
+
+
+def test_mismatch_weight_lowers_the_map_under_another_clips_audio():
+    def on_target(weight: float) -> tuple[float, float]:
+        cfg = ablation("naive", FAST.replace(mismatch_weight=weight, warmup_steps=60, lr=1e-2))
+        model = DualMeanTeacher(AudioGatedNet, cfg)
+        history = model.fit(SquaresDataset(16, seed=1), None, progress=False)
+        assert (history[-1]["mismatched_audio"] > 0) == (weight > 0)
+        data = SquaresDataset(16, seed=3)
+        images = torch.stack([data[i]["image"] for i in range(16)])
+        audio = torch.stack([data[i]["audio"] for i in range(16)])
+        mask = torch.stack([data[i]["mask"] for i in range(16)]) > 0
+        own, other = model.localize(images, audio), model.localize(images, audio.roll(1, dims=0))
+        return float(own[mask].mean()), float(other[mask].mean())
+    plain, weighted = on_target(0.0), on_target(1.0)
+    assert plain[1] > 0.9                      # without it the map ignores which clip plays
+    assert weighted[1] < plain[1] - 0.3        # with it, another clip's audio no longer lights the target
