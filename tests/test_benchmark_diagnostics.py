@@ -159,3 +159,50 @@ def test_agreement_scores_each_network_of_every_two_network_job(tiny_preset, tmp
         assert row["ensemble_gain"] == pytest.approx(row["ciou50_mean"] - (row["ciou50_a"] + row["ciou50_b"]) / 2)
         assert -1 <= row["map_correlation"] <= 1 and 0 <= row["region_iou"] <= 1
         assert 0 <= row["flat_a"] <= 1 and 0 <= row["flat_b"] <= 1
+
+
+def audio_scenes(n: int = 4):
+    """Scenes with the sounding object on the right half and a silent one bottom left; clip i's
+    audio carries the value i."""
+    sounding = torch.zeros(n, 8, 8)
+    sounding[:, :, 4:] = 1
+    objects = sounding.clone()
+    objects[:, 6:, :2] = 1
+    audio = torch.arange(n, dtype=torch.float)[:, None].repeat(1, 16)
+    return [{"image": torch.zeros(3, 8, 8), "audio": audio[i], "mask": sounding[i], "objectness": objects[i]}
+            for i in range(n)]
+
+
+def test_audio_dependence_tells_an_audio_map_from_an_objectness_map():
+    from benchmarks.audio_dependence import audio_dependence
+
+    scenes = audio_scenes()
+    own_audio = torch.stack([s["audio"] for s in scenes])
+
+    def objectness(images, audio):  # both objects lit whatever plays
+        return torch.stack([s["objectness"] for s in scenes])[: len(images)] * 0.9
+
+    def listening(images, audio):  # the sounding object lit only with its own clip
+        matches = (audio[:, 0] == own_audio[: len(audio), 0]).float()[:, None, None]
+        return torch.stack([s["mask"] for s in scenes])[: len(images)] * matches
+
+    blind = audio_dependence(objectness, scenes)
+    assert blind["audio_gap"] == 0 and blind["silent_own"] == pytest.approx(0.9)
+    assert blind["pointing_own"] == blind["pointing_other"] == 1.0
+    heard = audio_dependence(listening, scenes)
+    assert heard["audio_gap"] == pytest.approx(1.0) and heard["sounding_other"] == 0
+    assert heard["silent_own"] == heard["background_own"] == 0
+    assert heard["pointing_own"] == 1.0 and heard["pointing_other"] == 0.0  # a flat map points at its first pixel: background
+
+
+def test_audio_dependence_scores_every_finished_job(tiny_preset, tmp_path):
+    from benchmarks import audio_dependence
+
+    out = tmp_path / "jobs"
+    assert run.main(["--method", "ezvsl", "--quick", "--variants", "naive", "--out", str(out), "--no-progress",
+                     "--threads", "1"]) == 0
+    assert audio_dependence.main([str(out), "--json", str(out / "audio.json")]) == 0
+    (row,) = json.loads((out / "audio.json").read_text())["rows"]
+    assert row["variant"] == "naive" and 0 <= row["sounding_own"] <= 1 and 0 <= row["pointing_other"] <= 1
+    with pytest.raises(SystemExit, match="no finished job"):
+        audio_dependence.main([str(tmp_path / "empty")])

@@ -1,0 +1,97 @@
+"""Do a trained model's maps use the audio? Its maps with each scene's own clip against another clip's.
+
+    python benchmarks/audio_dependence.py runs/all4 --method slavc ezvsl
+
+On the composed benchmark the audio must pick one of the visible objects. A map that lights
+the sounding object as brightly when another scene's clip plays is an objectness map: it
+finds objects, not the one that sounds, and its teachers' pseudo-labels cannot tell a silent
+object from the sounding one either (no filter on two such teachers' agreement can). For
+every finished job of a ``run.py`` output folder this reloads the model and scores the
+stored test scenes twice, with each scene's own clip and with the next scene's clip (the
+test set rolled by one within each batch of 100): the mean confidence on the sounding object,
+on the silent objects and on the background under each, the audio gap (own minus other on the
+sounding object: 0 for a map that ignores the audio), and the pointing game under each
+(a share of the pointing that survives another clip's audio is not owed to the audio).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from benchmarks.pointing_breakdown import batches, finished_jobs
+from benchmarks.report import command_line
+from dmt_wrap.atomic import write_text_atomic
+from dmt_wrap.metrics import pointing_game, upsample_maps
+
+REGIONS = ("sounding", "silent", "background")
+
+
+def region_means(maps: torch.Tensor, sounding: torch.Tensor, objects: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per scene: the mean map value on the sounding object, on the silent objects and on the
+    background (NaN where a scene has no such region)."""
+    maps = upsample_maps(maps.float(), sounding.shape[-2:]).flatten(1)
+    truth, visible = sounding.flatten(1) > 0, objects.flatten(1) > 0
+    regions = {"sounding": truth, "silent": visible & ~truth, "background": ~visible & ~truth}
+    means = {}
+    for name, region in regions.items():
+        total = (maps * region).sum(1) / region.sum(1).clamp_min(1)
+        means[name] = torch.where(region.any(1), total, torch.full_like(total, float("nan")))
+    return means
+
+
+def audio_dependence(localize: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], test) -> dict[str, float]:
+    """Mean confidences per region and pointing game, with each scene's own clip and the next one's."""
+    parts: dict[str, list[torch.Tensor]] = {}
+    for images, audio, sounding, objects in batches(test):
+        for clip, batch_audio in (("own", audio), ("other", audio.roll(1, dims=0))):
+            maps = localize(images, batch_audio)
+            for region, values in region_means(maps, sounding, objects).items():
+                parts.setdefault(f"{region}_{clip}", []).append(values)
+            parts.setdefault(f"pointing_{clip}", []).append(pointing_game(maps.float(), sounding).float())
+    means = {key: float(torch.nanmean(torch.cat(values).double())) for key, values in parts.items()}
+    return {**means, "audio_gap": means["sounding_own"] - means["sounding_other"]}
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ["method", "ratio", "seed", "variant", "sounding: own / other clip", "silent: own / other",
+            "background: own / other", "audio gap", "pointing: own / other clip"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        pairs = " | ".join(f"{r[f'{region}_own']:.2f} / {r[f'{region}_other']:.2f}" for region in REGIONS)
+        lines.append(f"| {r['method']} | {r['ratio']} | {r['seed']} | {r['variant']} | {pairs} "
+                     f"| {r['audio_gap']:+.3f} | {r['pointing_own'] * 100:.1f} / {r['pointing_other'] * 100:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out", nargs="+", type=Path, help="benchmarks/run.py output folders (synthetic data)")
+    p.add_argument("--method", nargs="+", default=None, help="only these methods (default: every one found)")
+    p.add_argument("--variant", nargs="+", default=None, help="only these variants (default: every one found)")
+    p.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = p.parse_args(argv)
+    rows = []
+    with torch.no_grad():
+        for out in args.out:
+            for where, model, test in finished_jobs(out, args.method):
+                if args.variant is None or where["variant"] in args.variant:
+                    rows.append({**where, **audio_dependence(model.localize, test)})
+    if not rows:
+        raise SystemExit(f"{[str(o) for o in args.out]}: no finished job (jobs/<method>/<ratio>/<seed>/<variant>/"
+                         "model.pt with settings.json); run benchmarks/run.py --out there first")
+    text = (f"# Do the maps use the audio?\n\nCommand: `{command_line('audio_dependence.py', argv)}`\n"
+            "Mean confidence per region with each scene's own clip / the next scene's clip; audio gap: own minus "
+            "other on the sounding object; pointing game in %.\n\n" + markdown(rows) + "\n")
+    print(text)
+    if args.json:
+        write_text_atomic(args.json, json.dumps({"command": command_line("audio_dependence.py", argv), "rows": rows},
+                                                indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
