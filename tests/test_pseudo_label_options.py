@@ -257,3 +257,13 @@ def test_mismatch_weight_lowers_the_map_under_another_clips_audio():
     plain, weighted = on_target(0.0), on_target(1.0)
     assert plain[1] > 0.9                      # without it the map ignores which clip plays
     assert weighted[1] < plain[1] - 0.3        # with it, another clip's audio no longer lights the target
+
+
+def test_mismatch_weight_is_refused_under_torchrun_with_the_fix():
+    from dmt_wrap.distributed import World
+
+    model = DualMeanTeacher(ToyNet, FAST.replace(mismatch_weight=1.0))
+    with pytest.raises(ValueError, match="mismatch_weight=0"):
+        Trainer(model, SquaresDataset(8, seed=1), SquaresDataset(8, seed=2), progress=False, world=World(rank=0, size=2))
+    with pytest.raises(ValueError, match="mismatch_weight"):
+        DMTConfig(mismatch_weight=-1.0)
