@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         for out in args.out:
             for where, model, test in finished_jobs(out, args.method):
                 if args.variant is None or where["variant"] in args.variant:
-                    rows.append({**where, **audio_dependence(model.localize, test)})
+                    rows.append({**where, "out": str(out), **audio_dependence(model.localize, test)})
     if not rows:
         raise SystemExit(f"{[str(o) for o in args.out]}: no finished job (jobs/<method>/<ratio>/<seed>/<variant>/"
                          "model.pt with settings.json); run benchmarks/run.py --out there first")

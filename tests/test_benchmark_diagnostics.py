@@ -203,6 +203,6 @@ def test_audio_dependence_scores_every_finished_job(tiny_preset, tmp_path):
                      "--threads", "1"]) == 0
     assert audio_dependence.main([str(out), "--json", str(out / "audio.json")]) == 0
     (row,) = json.loads((out / "audio.json").read_text())["rows"]
-    assert row["variant"] == "naive" and 0 <= row["sounding_own"] <= 1 and 0 <= row["pointing_other"] <= 1
+    assert row["variant"] == "naive" and row["out"] == str(out) and 0 <= row["sounding_own"] <= 1 and 0 <= row["pointing_other"] <= 1
     with pytest.raises(SystemExit, match="no finished job"):
         audio_dependence.main([str(tmp_path / "empty")])
