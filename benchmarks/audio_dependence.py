@@ -12,6 +12,11 @@ test set rolled by one within each batch of 100): the mean confidence on the sou
 on the silent objects and on the background under each, the audio gap (own minus other on the
 sounding object: 0 for a map that ignores the audio), and the pointing game under each
 (a share of the pointing that survives another clip's audio is not owed to the audio).
+
+A DMT job also gets a second table: the pseudo-labels its teachers would give the test scenes
+under its own filter settings, plain and with ``audio_contrast`` (each teacher's map times one
+minus its map under the next clip), each with an absolute and a relative ``delta``: keep rate,
+pixel precision of the kept labels, and the share of label pixels on a silent object.
 """
 from __future__ import annotations
 
@@ -22,9 +27,12 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.pointing_breakdown import batches, finished_jobs
+from dataclasses import replace
+
+from benchmarks.pointing_breakdown import batches, finished_jobs, localize_as
 from benchmarks.report import command_line
 from dmt_wrap.atomic import write_text_atomic
+from dmt_wrap.filtering import contrast_with_other_audio, make_pseudo_labels
 from dmt_wrap.metrics import pointing_game, upsample_maps
 
 REGIONS = ("sounding", "silent", "background")
@@ -56,6 +64,45 @@ def audio_dependence(localize: Callable[[torch.Tensor, torch.Tensor], torch.Tens
     return {**means, "audio_gap": means["sounding_own"] - means["sounding_other"]}
 
 
+LABEL_SUMS = ("scenes", "kept", "precision", "pixels", "on_silent")
+
+
+def contrast_labels(model, test) -> list[dict[str, float]]:
+    """A two-teacher model's pseudo-labels for the test scenes, plain and audio-contrasted, at an
+    absolute and a relative ``delta``: keep rate, precision of kept labels, share on silent objects."""
+    teachers = (localize_as(model, "a"), localize_as(model, "b"))
+    sums: dict[tuple[bool, str], dict[str, float]] = {}
+    for images, audio, sounding, objects in batches(test):
+        own = [teacher(images, audio) for teacher in teachers]
+        other = [teacher(images, audio.roll(1, dims=0)) for teacher in teachers]
+        truth, silent = sounding > 0, (objects > 0) & ~(sounding > 0)
+        for contrast in (False, True):
+            maps = [contrast_with_other_audio(p, q) for p, q in zip(own, other)] if contrast else own
+            for mode in ("absolute", "relative"):
+                labels = make_pseudo_labels(*maps, replace(model.config.pseudo_labels, delta_mode=mode))
+                pred = labels.labels > 0
+                precision = (pred & truth).flatten(1).sum(1) / pred.flatten(1).sum(1).clamp_min(1)
+                values = (len(images), labels.keep.sum(), precision[labels.keep].sum(), pred.sum(),
+                          (pred & silent).sum())
+                total = sums.setdefault((contrast, mode), dict.fromkeys(LABEL_SUMS, 0.0))
+                for name, value in zip(LABEL_SUMS, values):
+                    total[name] += float(value)
+    return [{"audio_contrast": contrast, "delta_mode": mode, "keep_rate": t["kept"] / t["scenes"],
+             "pseudo_precision": t["precision"] / max(t["kept"], 1.0),
+             "pseudo_on_silent": t["on_silent"] / max(t["pixels"], 1.0)} for (contrast, mode), t in sums.items()]
+
+
+def label_markdown(rows: list[dict]) -> str:
+    head = ["method", "ratio", "seed", "variant", "audio contrast", "delta", "kept", "precision of kept labels",
+            "label pixels on a silent object"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['ratio']} | {r['seed']} | {r['variant']} "
+                     f"| {'on' if r['audio_contrast'] else 'off'} | {r['delta_mode']} | {r['keep_rate'] * 100:.1f} "
+                     f"| {r['pseudo_precision'] * 100:.1f} | {r['pseudo_on_silent'] * 100:.1f} |")
+    return "\n".join(lines)
+
+
 def markdown(rows: list[dict]) -> str:
     head = ["method", "ratio", "seed", "variant", "sounding: own / other clip", "silent: own / other",
             "background: own / other", "audio gap", "pointing: own / other clip"]
@@ -74,22 +121,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variant", nargs="+", default=None, help="only these variants (default: every one found)")
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = p.parse_args(argv)
-    rows = []
+    rows, label_rows = [], []
     with torch.no_grad():
         for out in args.out:
             for where, model, test in finished_jobs(out, args.method):
                 if args.variant is None or where["variant"] in args.variant:
-                    rows.append({**where, "out": str(out), **audio_dependence(model.localize, test)})
+                    where = {**where, "out": str(out)}
+                    rows.append({**where, **audio_dependence(model.localize, test)})
+                    if model.config.teachers == 2 and model.has_teachers:
+                        label_rows += [{**where, **row} for row in contrast_labels(model, test)]
     if not rows:
         raise SystemExit(f"{[str(o) for o in args.out]}: no finished job (jobs/<method>/<ratio>/<seed>/<variant>/"
                          "model.pt with settings.json); run benchmarks/run.py --out there first")
     text = (f"# Do the maps use the audio?\n\nCommand: `{command_line('audio_dependence.py', argv)}`\n"
             "Mean confidence per region with each scene's own clip / the next scene's clip; audio gap: own minus "
             "other on the sounding object; pointing game in %.\n\n" + markdown(rows) + "\n")
+    if label_rows:
+        text += ("\n## Pseudo-labels the teachers would give the test scenes, with and without audio contrast\n\n"
+                 "Shares in %.\n\n" + label_markdown(label_rows) + "\n")
     print(text)
     if args.json:
-        write_text_atomic(args.json, json.dumps({"command": command_line("audio_dependence.py", argv), "rows": rows},
-                                                indent=1))
+        write_text_atomic(args.json, json.dumps({"command": command_line("audio_dependence.py", argv), "rows": rows,
+                                                 "pseudo_labels": label_rows}, indent=1))
     return 0
 
 

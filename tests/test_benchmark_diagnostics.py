@@ -199,10 +199,17 @@ def test_audio_dependence_scores_every_finished_job(tiny_preset, tmp_path):
     from benchmarks import audio_dependence
 
     out = tmp_path / "jobs"
-    assert run.main(["--method", "ezvsl", "--quick", "--variants", "naive", "--out", str(out), "--no-progress",
-                     "--threads", "1"]) == 0
+    assert run.main(["--method", "ezvsl", "--quick", "--variants", "naive", "dmt", "--out", str(out),
+                     "--no-progress", "--threads", "1"]) == 0
     assert audio_dependence.main([str(out), "--json", str(out / "audio.json")]) == 0
-    (row,) = json.loads((out / "audio.json").read_text())["rows"]
-    assert row["variant"] == "naive" and row["out"] == str(out) and 0 <= row["sounding_own"] <= 1 and 0 <= row["pointing_other"] <= 1
+    payload = json.loads((out / "audio.json").read_text())
+    rows = {row["variant"]: row for row in payload["rows"]}
+    assert set(rows) == {"naive", "dmt"} and rows["naive"]["out"] == str(out)
+    assert 0 <= rows["naive"]["sounding_own"] <= 1 and 0 <= rows["dmt"]["pointing_other"] <= 1
+    # the DMT job's teachers: plain and contrasted labels, absolute and relative delta
+    labels = payload["pseudo_labels"]
+    assert {(r["audio_contrast"], r["delta_mode"]) for r in labels} == {
+        (c, m) for c in (False, True) for m in ("absolute", "relative")}
+    assert all(r["variant"] == "dmt" and 0 <= r["keep_rate"] <= 1 for r in labels)
     with pytest.raises(SystemExit, match="no finished job"):
         audio_dependence.main([str(tmp_path / "empty")])
