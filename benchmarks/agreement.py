@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchmarks.pointing_breakdown import finished_jobs, localize_as
-from benchmarks.report import command_line
+from benchmarks.report import command_line, job_table
 from dmt_wrap.atomic import write_text_atomic
 from dmt_wrap.metrics import binarise_at_median, ciou_at, ciou_per_image, minmax_normalise, upsample_maps
 
@@ -68,15 +68,12 @@ def agreement(model, test, batch_size: int = 100) -> dict[str, float]:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ["method", "ratio", "seed", "variant", "CIoU@0.5 A", "B", "mean of A and B", "ensembling gain",
-            "map correlation", "region IoU", "flat maps A", "flat maps B"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        lines.append(f"| {r['method']} | {r['ratio']} | {r['seed']} | {r['variant']} | {r['ciou50_a'] * 100:.1f} "
-                     f"| {r['ciou50_b'] * 100:.1f} | {r['ciou50_mean'] * 100:.1f} | {r['ensemble_gain'] * 100:+.1f} "
-                     f"| {r['map_correlation']:.3f} | {r['region_iou']:.3f} | {r['flat_a'] * 100:.0f}% "
-                     f"| {r['flat_b'] * 100:.0f}% |")
-    return "\n".join(lines)
+    return job_table(["CIoU@0.5 A", "B", "mean of A and B", "ensembling gain", "map correlation", "region IoU",
+                      "flat maps A", "flat maps B"], rows,
+                     lambda r: [f"{r['ciou50_a'] * 100:.1f}", f"{r['ciou50_b'] * 100:.1f}",
+                                f"{r['ciou50_mean'] * 100:.1f}", f"{r['ensemble_gain'] * 100:+.1f}",
+                                f"{r['map_correlation']:.3f}", f"{r['region_iou']:.3f}", f"{r['flat_a'] * 100:.0f}%",
+                                f"{r['flat_b'] * 100:.0f}%"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,7 @@ import torch
 from dataclasses import replace
 
 from benchmarks.pointing_breakdown import batches, finished_jobs, localize_as
-from benchmarks.report import command_line
+from benchmarks.report import command_line, job_table
 from dmt_wrap.atomic import write_text_atomic
 from dmt_wrap.filtering import contrast_with_other_audio, make_pseudo_labels
 from dmt_wrap.metrics import pointing_game, upsample_maps
@@ -93,25 +93,18 @@ def contrast_labels(model, test) -> list[dict[str, float]]:
 
 
 def label_markdown(rows: list[dict]) -> str:
-    head = ["method", "ratio", "seed", "variant", "audio contrast", "delta", "kept", "precision of kept labels",
-            "label pixels on a silent object"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        lines.append(f"| {r['method']} | {r['ratio']} | {r['seed']} | {r['variant']} "
-                     f"| {'on' if r['audio_contrast'] else 'off'} | {r['delta_mode']} | {r['keep_rate'] * 100:.1f} "
-                     f"| {r['pseudo_precision'] * 100:.1f} | {r['pseudo_on_silent'] * 100:.1f} |")
-    return "\n".join(lines)
+    return job_table(["audio contrast", "delta", "kept", "precision of kept labels", "label pixels on a silent object"],
+                     rows, lambda r: ["on" if r["audio_contrast"] else "off", r["delta_mode"],
+                                      f"{r['keep_rate'] * 100:.1f}", f"{r['pseudo_precision'] * 100:.1f}",
+                                      f"{r['pseudo_on_silent'] * 100:.1f}"])
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ["method", "ratio", "seed", "variant", "sounding: own / other clip", "silent: own / other",
-            "background: own / other", "audio gap", "pointing: own / other clip"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        pairs = " | ".join(f"{r[f'{region}_own']:.2f} / {r[f'{region}_other']:.2f}" for region in REGIONS)
-        lines.append(f"| {r['method']} | {r['ratio']} | {r['seed']} | {r['variant']} | {pairs} "
-                     f"| {r['audio_gap']:+.3f} | {r['pointing_own'] * 100:.1f} / {r['pointing_other'] * 100:.1f} |")
-    return "\n".join(lines)
+    return job_table(["sounding: own / other clip", "silent: own / other", "background: own / other", "audio gap",
+                      "pointing: own / other clip"], rows,
+                     lambda r: [*(f"{r[f'{region}_own']:.2f} / {r[f'{region}_other']:.2f}" for region in REGIONS),
+                                f"{r['audio_gap']:+.3f}",
+                                f"{r['pointing_own'] * 100:.1f} / {r['pointing_other'] * 100:.1f}"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 import baselines  # noqa: F401  (fills the registry)
 from baselines.registry import build
 from benchmarks.composed import load_eval_set
-from benchmarks.report import command_line
+from benchmarks.report import command_line, job_table
 from dmt_wrap import DualMeanTeacher
 from dmt_wrap.filtering import make_pseudo_labels
 from dmt_wrap.metrics import minmax_normalise, pointing_game, upsample_maps
@@ -139,26 +139,17 @@ def job_rows(out: Path, methods: list[str] | None) -> tuple[list[dict], list[dic
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ["method", "ratio", "seed", "variant", "peak on sounding", "peak on silent object", "peak on background",
-            "silent / sounding map mean", "pointing: scenes with / without a silent object"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        lines.append(f"| {r['method']} | {r['ratio']} | {r['seed']} | {r['variant']} | {r['peak_sounding'] * 100:.1f} "
-                     f"| {r['peak_silent'] * 100:.1f} | {r['peak_background'] * 100:.1f} "
-                     f"| {r['silent_over_sounding']:.2f} "
-                     f"| {r['pointing_with_silent'] * 100:.1f} / {r['pointing_without_silent'] * 100:.1f} |")
-    return "\n".join(lines)
+    return job_table(["peak on sounding", "peak on silent object", "peak on background", "silent / sounding map mean",
+                      "pointing: scenes with / without a silent object"], rows,
+                     lambda r: [f"{r['peak_sounding'] * 100:.1f}", f"{r['peak_silent'] * 100:.1f}",
+                                f"{r['peak_background'] * 100:.1f}", f"{r['silent_over_sounding']:.2f}",
+                                f"{r['pointing_with_silent'] * 100:.1f} / {r['pointing_without_silent'] * 100:.1f}"])
 
 
 def label_markdown(rows: list[dict]) -> str:
-    head = ["method", "ratio", "seed", "variant", "kept", "label pixels in sounding box", "on a silent object",
-            "elsewhere"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        lines.append(f"| {r['method']} | {r['ratio']} | {r['seed']} | {r['variant']} | {r['pl_keep_rate'] * 100:.1f} "
-                     f"| {r['pl_on_sounding'] * 100:.1f} | {r['pl_on_silent'] * 100:.1f} "
-                     f"| {r['pl_on_background'] * 100:.1f} |")
-    return "\n".join(lines)
+    return job_table(["kept", "label pixels in sounding box", "on a silent object", "elsewhere"], rows,
+                     lambda r: [f"{r['pl_keep_rate'] * 100:.1f}", f"{r['pl_on_sounding'] * 100:.1f}",
+                                f"{r['pl_on_silent'] * 100:.1f}", f"{r['pl_on_background'] * 100:.1f}"])
 
 
 def main(argv: list[str] | None = None) -> int:

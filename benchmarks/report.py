@@ -34,6 +34,18 @@ PAIRED_BASELINES = ("naive", "naive_ensemble", "single_teacher", "dmt" + SINGLE_
 GAIN_FIELDS = ("ciou50", "auc", "pointing", "keep_rate", "pseudo_precision")
 
 
+#: The columns that say which job a diagnostic row is about.
+JOB_COLUMNS = ("method", "ratio", "seed", "variant")
+
+
+def job_table(columns: list[str], rows: list[dict[str, Any]], cells: Any) -> str:
+    """A Markdown table with a line per job: its ``JOB_COLUMNS``, then ``cells(row)`` (strings)."""
+    head = [*JOB_COLUMNS, *columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join([*(str(r[k]) for k in JOB_COLUMNS), *cells(r)]) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def with_single_network_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``results`` plus, for each two-network job, a row scored with network A alone
     (variant ``<name>@A``: DMT's teacher A, the naive ensemble's network A).
