@@ -23,11 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
-
-from dataclasses import replace
 
 from benchmarks.pointing_breakdown import batches, finished_jobs, localize_as
 from benchmarks.report import command_line, job_table
