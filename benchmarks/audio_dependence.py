@@ -91,19 +91,30 @@ def contrast_labels(model, test) -> list[dict[str, float]]:
              "pseudo_on_silent": t["on_silent"] / max(t["pixels"], 1.0)} for (contrast, mode), t in sums.items()]
 
 
-def label_markdown(rows: list[dict]) -> str:
-    return job_table(["audio contrast", "delta", "kept", "precision of kept labels", "label pixels on a silent object"],
-                     rows, lambda r: ["on" if r["audio_contrast"] else "off", r["delta_mode"],
-                                      f"{r['keep_rate'] * 100:.1f}", f"{r['pseudo_precision'] * 100:.1f}",
-                                      f"{r['pseudo_on_silent'] * 100:.1f}"])
+def with_run_column(columns: list[str], cells: Callable[[dict], list[str]],
+                    named: bool) -> tuple[list[str], Callable[[dict], list[str]]]:
+    """``columns`` and ``cells`` led by the job's output folder when the rows come from several."""
+    if not named:
+        return columns, cells
+    return ["run", *columns], lambda r: [r["out"], *cells(r)]
 
 
-def markdown(rows: list[dict]) -> str:
-    return job_table(["sounding: own / other clip", "silent: own / other", "background: own / other", "audio gap",
-                      "pointing: own / other clip"], rows,
-                     lambda r: [*(f"{r[f'{region}_own']:.2f} / {r[f'{region}_other']:.2f}" for region in REGIONS),
-                                f"{r['audio_gap']:+.3f}",
-                                f"{r['pointing_own'] * 100:.1f} / {r['pointing_other'] * 100:.1f}"])
+def label_markdown(rows: list[dict], named: bool = False) -> str:
+    columns, cells = with_run_column(
+        ["audio contrast", "delta", "kept", "precision of kept labels", "label pixels on a silent object"],
+        lambda r: ["on" if r["audio_contrast"] else "off", r["delta_mode"], f"{r['keep_rate'] * 100:.1f}",
+                   f"{r['pseudo_precision'] * 100:.1f}", f"{r['pseudo_on_silent'] * 100:.1f}"], named)
+    return job_table(columns, rows, cells)
+
+
+def markdown(rows: list[dict], named: bool = False) -> str:
+    columns, cells = with_run_column(
+        ["sounding: own / other clip", "silent: own / other", "background: own / other", "audio gap",
+         "pointing: own / other clip"],
+        lambda r: [*(f"{r[f'{region}_own']:.2f} / {r[f'{region}_other']:.2f}" for region in REGIONS),
+                   f"{r['audio_gap']:+.3f}", f"{r['pointing_own'] * 100:.1f} / {r['pointing_other'] * 100:.1f}"],
+        named)
+    return job_table(columns, rows, cells)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         raise SystemExit(f"{[str(o) for o in args.out]}: no finished job (jobs/<method>/<ratio>/<seed>/<variant>/"
                          "model.pt with settings.json); run benchmarks/run.py --out there first")
+    named = len(args.out) > 1
     text = (f"# Do the maps use the audio?\n\nCommand: `{command_line('audio_dependence.py', argv)}`\n"
             "Mean confidence per region with each scene's own clip / the next scene's clip; audio gap: own minus "
-            "other on the sounding object; pointing game in %.\n\n" + markdown(rows) + "\n")
+            "other on the sounding object; pointing game in %.\n\n" + markdown(rows, named) + "\n")
     if label_rows:
         text += ("\n## Pseudo-labels the teachers would give the test scenes, with and without audio contrast\n\n"
-                 "Shares in %.\n\n" + label_markdown(label_rows) + "\n")
+                 "Shares in %.\n\n" + label_markdown(label_rows, named) + "\n")
     print(text)
     if args.json:
         write_text_atomic(args.json, json.dumps({"command": command_line("audio_dependence.py", argv), "rows": rows,

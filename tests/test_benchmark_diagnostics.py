@@ -213,3 +213,18 @@ def test_audio_dependence_scores_every_finished_job(tiny_preset, tmp_path):
     assert all(r["variant"] == "dmt" and 0 <= r["keep_rate"] <= 1 for r in labels)
     with pytest.raises(SystemExit, match="no finished job"):
         audio_dependence.main([str(tmp_path / "empty")])
+
+
+def test_audio_dependence_names_the_folder_of_each_row_when_given_several(tiny_preset, tmp_path, capsys):
+    from benchmarks import audio_dependence
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        assert run.main(["--method", "ezvsl", "--quick", "--variants", "naive", "--out", str(out),
+                         "--no-progress", "--threads", "1"]) == 0
+    capsys.readouterr()
+    assert audio_dependence.main([str(first)]) == 0
+    assert "| run |" not in capsys.readouterr().out  # one folder: no column for it
+    assert audio_dependence.main([str(first), str(second)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ezvsl")]
+    assert [line.split(" | ")[4] for line in lines] == [str(first), str(second)]
