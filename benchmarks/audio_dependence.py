@@ -91,30 +91,20 @@ def contrast_labels(model, test) -> list[dict[str, float]]:
              "pseudo_on_silent": t["on_silent"] / max(t["pixels"], 1.0)} for (contrast, mode), t in sums.items()]
 
 
-def with_run_column(columns: list[str], cells: Callable[[dict], list[str]],
-                    named: bool) -> tuple[list[str], Callable[[dict], list[str]]]:
-    """``columns`` and ``cells`` led by the job's output folder when the rows come from several."""
-    if not named:
-        return columns, cells
-    return ["run", *columns], lambda r: [r["out"], *cells(r)]
-
-
 def label_markdown(rows: list[dict], named: bool = False) -> str:
-    columns, cells = with_run_column(
-        ["audio contrast", "delta", "kept", "precision of kept labels", "label pixels on a silent object"],
-        lambda r: ["on" if r["audio_contrast"] else "off", r["delta_mode"], f"{r['keep_rate'] * 100:.1f}",
-                   f"{r['pseudo_precision'] * 100:.1f}", f"{r['pseudo_on_silent'] * 100:.1f}"], named)
-    return job_table(columns, rows, cells)
+    return job_table(["audio contrast", "delta", "kept", "precision of kept labels", "label pixels on a silent object"],
+                     rows, lambda r: ["on" if r["audio_contrast"] else "off", r["delta_mode"],
+                                      f"{r['keep_rate'] * 100:.1f}", f"{r['pseudo_precision'] * 100:.1f}",
+                                      f"{r['pseudo_on_silent'] * 100:.1f}"], run_column=named)
 
 
 def markdown(rows: list[dict], named: bool = False) -> str:
-    columns, cells = with_run_column(
-        ["sounding: own / other clip", "silent: own / other", "background: own / other", "audio gap",
-         "pointing: own / other clip"],
-        lambda r: [*(f"{r[f'{region}_own']:.2f} / {r[f'{region}_other']:.2f}" for region in REGIONS),
-                   f"{r['audio_gap']:+.3f}", f"{r['pointing_own'] * 100:.1f} / {r['pointing_other'] * 100:.1f}"],
-        named)
-    return job_table(columns, rows, cells)
+    return job_table(["sounding: own / other clip", "silent: own / other", "background: own / other", "audio gap",
+                      "pointing: own / other clip"], rows,
+                     lambda r: [*(f"{r[f'{region}_own']:.2f} / {r[f'{region}_other']:.2f}" for region in REGIONS),
+                                f"{r['audio_gap']:+.3f}",
+                                f"{r['pointing_own'] * 100:.1f} / {r['pointing_other'] * 100:.1f}"],
+                     run_column=named)
 
 
 def main(argv: list[str] | None = None) -> int:

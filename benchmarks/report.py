@@ -38,11 +38,15 @@ GAIN_FIELDS = ("ciou50", "auc", "pointing", "keep_rate", "pseudo_precision")
 JOB_COLUMNS = ("method", "ratio", "seed", "variant")
 
 
-def job_table(columns: list[str], rows: list[dict[str, Any]], cells: Any) -> str:
-    """A Markdown table with a line per job: its ``JOB_COLUMNS``, then ``cells(row)`` (strings)."""
-    head = [*JOB_COLUMNS, *columns]
+def job_table(columns: list[str], rows: list[dict[str, Any]], cells: Any, run_column: bool = False) -> str:
+    """A Markdown table with a line per job: its ``JOB_COLUMNS``, then ``cells(row)`` (strings).
+
+    ``run_column``: a ``run`` column after them with each row's output folder (``row["out"]``),
+    for rows gathered from several folders."""
+    keys = (*JOB_COLUMNS, "out") if run_column else JOB_COLUMNS
+    head = [*JOB_COLUMNS, *(["run"] if run_column else []), *columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join([*(str(r[k]) for k in JOB_COLUMNS), *cells(r)]) + " |" for r in rows]
+    lines += ["| " + " | ".join([*(str(r[k]) for k in keys), *cells(r)]) + " |" for r in rows]
     return "\n".join(lines)
 
 
