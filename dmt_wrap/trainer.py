@@ -420,8 +420,19 @@ class Trainer:
         batch = self._first_batch(dataset, opts, per_rank)
         images = self._images(batch["image"].to(self.device))
         audio = batch["audio"].to(self.device)
-        for student in self.model.students:
+        for k, student in enumerate(self.model.students):
+            self._seed_network_probe("calibrate", k)
             student.initialise_from(images, audio)
+
+    def _seed_network_probe(self, kind: str, k: int) -> None:
+        """Seed the global RNG before network ``k``'s training-mode probe forward.
+
+        Calibration runs the network in training mode, where dropout and in-network random views
+        draw from the global RNG. Seeding per network makes network ``k`` calibrate the same
+        whatever else was built before it: a naive network, DMT's pair A and a naive ensemble's
+        network A start identical, as the controls require (the same seed on every rank).
+        """
+        torch.manual_seed(derive_seed(self.cfg.seed, kind, k))
 
     def _first_batch(self, dataset: Dataset, opts: dict[str, Any], per_rank: int) -> dict[str, Tensor]:
         """The dataset's first global batch, the same on every rank, without touching any stream."""
@@ -438,6 +449,7 @@ class Trainer:
         images = self.augmenter.weak(images, torch.Generator().manual_seed(self._seed("recalibrate")))[0]
         audio = batch["audio"].to(self.device)
         for k, student in enumerate(self.model.students):
+            self._seed_network_probe("recalibrate_network", k)
             scale, shift = student.fit_eval_affine(self._images(images), audio)
             if self.world.is_main:
                 log.info("network %s: eval-mode calibration refitted (scale %.3f, shift %.3f)", PAIR_NAMES[k],

@@ -17,15 +17,17 @@ FAST = DMTConfig(warmup_steps=4, steps=4, steps_per_epoch=4, batch_size=8, label
                  ema_decay=0.5, delta=0.5, tau=0.3)
 
 
-def trained(cfg: DMTConfig) -> DualMeanTeacher:
-    model = DualMeanTeacher(ToyNet, cfg)
+def trained(cfg: DMTConfig, factory=ToyNet) -> DualMeanTeacher:
+    model = DualMeanTeacher(factory, cfg)
     model.fit(SquaresDataset(8, seed=1), SquaresDataset(32, seed=2, with_mask=False), progress=False)
     return model
 
 
-def test_naive_ensemble_network_a_trains_exactly_as_the_naive_network():
-    naive = trained(ablation("naive", FAST))
-    ensemble = trained(ablation("naive_ensemble", FAST))
+@pytest.mark.parametrize("dropout", [0.0, 0.5], ids=["deterministic", "dropout"])
+def test_naive_ensemble_network_a_trains_exactly_as_the_naive_network(dropout):
+    factory = lambda: ToyNet(dropout)  # noqa: E731
+    naive = trained(ablation("naive", FAST), factory)
+    ensemble = trained(ablation("naive_ensemble", FAST), factory)
     assert len(ensemble.students) == 2 and len(ensemble.teachers) == 0
     for name, value in naive.students[0].state_dict().items():
         assert torch.equal(value, ensemble.students[0].state_dict()[name]), name
@@ -34,6 +36,20 @@ def test_naive_ensemble_network_a_trains_exactly_as_the_naive_network():
     both = ensemble.localize(images, audio)
     single_b = ensemble.localize(images, audio, inference="b")
     assert torch.allclose(both, (naive.localize(images, audio) + single_b) / 2, atol=1e-6)
+
+
+def test_pair_a_calibrates_as_the_naive_network_when_the_network_draws_random_numbers():
+    """Calibration probes the network in training mode; with dropout the draws must not depend
+    on how many networks were built before it (DMT and the ensemble build two, naive one)."""
+    calibrations = []
+    for name in ("naive", "dmt", "naive_ensemble"):
+        model = DualMeanTeacher(lambda: ToyNet(0.5), ablation(name, FAST))
+        Trainer(model, SquaresDataset(8, seed=1), SquaresDataset(8, seed=2, with_mask=False),
+                progress=False)._initialise()
+        calibrations.append([(float(s.scale), float(s.bias)) for s in model.students])
+    naive, dmt, ensemble = calibrations
+    assert dmt[0] == naive[0] == ensemble[0]
+    assert dmt[1] == ensemble[1] != naive[0]
 
 
 def test_ensemble_is_refused_with_teachers():

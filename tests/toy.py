@@ -36,12 +36,16 @@ class SquaresDataset(Dataset):
 
 
 class ToyNet(nn.Module):
-    """Two convolutions -> an 8x8 map; a small self-supervised loss (audio-visual agreement)."""
+    """Two convolutions -> an 8x8 map; a small self-supervised loss (audio-visual agreement).
 
-    def __init__(self) -> None:
+    ``dropout`` > 0 drops visual features in training mode, as FNAC and SLAVC do: a network
+    whose training forward draws from the global RNG.
+    """
+
+    def __init__(self, dropout: float = 0.0) -> None:
         super().__init__()
-        self.visual = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                    nn.Conv2d(8, 8, 3, stride=2, padding=1))
+        layers = [nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1)]
+        self.visual = nn.Sequential(*layers, *([nn.Dropout(dropout)] if dropout > 0 else []))
         self.audio = nn.Linear(32, 8)
 
     def forward(self, images: Tensor, audio: Tensor) -> tuple[Tensor, Tensor | None]:
