@@ -8,8 +8,8 @@
 
 Every SOURCE is a ``run.py --out`` folder (its finished jobs) or a gains JSON (``run.py``'s
 ``gains.json`` or this script's ``--json``, with per-seed rows). ``--controls`` adds the
-variants the reference lacks (naive ensemble, single teacher, ...) from other sources, so
-that a new DMT run is paired with controls trained earlier. Jobs reproduce bit for bit at one
+variants the reference lacks (naive ensemble, single teacher, ...), and the seeds of a variant
+it lacks, from other sources, so that a new DMT run is paired with controls trained earlier. Jobs reproduce bit for bit at one
 commit only (docs/reliability.md): pair with stored controls of the same training code.
 
 The reference holds the reference jobs (naive or naive ensemble, DMT, ...); its table is the
@@ -62,13 +62,16 @@ def load_rows(source: Path, ratio: float) -> PerSeed:
 
 
 def with_controls(reference: PerSeed, controls: list[PerSeed]) -> PerSeed:
-    """``reference`` plus, per method it holds, the variants it lacks from ``controls`` (first wins)."""
-    merged = {m: dict(variants) for m, variants in reference.items()}
+    """``reference`` plus, per method it holds, the variants and the seeds of a variant it lacks
+    from ``controls`` (the reference first, then the controls in order)."""
+    merged = {m: {name: dict(seeds) for name, seeds in variants.items()} for m, variants in reference.items()}
     for source in controls:
         for method, variants in source.items():
             if method in merged:
                 for name, seeds in variants.items():
-                    merged[method].setdefault(name, seeds)
+                    held = merged[method].setdefault(name, {})
+                    for seed, row in seeds.items():
+                        held.setdefault(seed, row)
     return merged
 
 
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("reference", type=Path, help="SOURCE with the reference DMT (and its controls)")
     p.add_argument("--controls", nargs="+", type=Path, default=[], metavar="SOURCE",
-                   help="SOURCEs of the controls the reference lacks (e.g. a stored gains JSON)")
+                   help="SOURCEs of the variants and seeds the reference lacks (e.g. a stored gains JSON)")
     p.add_argument("--compare", nargs="+", type=parse_compare, default=[], metavar="LABEL=SOURCE[:VARIANT]")
     p.add_argument("--ratio", type=float, default=0.03, help="the label ratio to tabulate")
     p.add_argument("--json", type=Path, default=None, help="also write the reference's gains JSON here")

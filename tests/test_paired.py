@@ -72,3 +72,20 @@ def test_paired_refuses_a_folder_without_jobs_and_a_bad_compare(tmp_path):
         paired.main([str(tmp_path)])
     with pytest.raises(SystemExit):
         paired.main([str(tmp_path), "--compare", "no-equals-sign"])
+
+
+def test_controls_fill_the_seeds_a_variant_lacks_and_never_replace_the_reference_rows(tmp_path, capsys):
+    ref, stored_jobs = tmp_path / "ref", tmp_path / "stored"
+    write_job(ref, "ezvsl", "naive_ensemble", 0, 0.44, 0.8, single=0.40)
+    write_job(ref, "ezvsl", "dmt", 0, 0.46, 0.7, keep=0.1, precision=0.7)
+    for seed, (naive_a, ens, dmt) in enumerate([(0.10, 0.10, 0.10), (0.50, 0.52, 0.49), (0.45, 0.47, 0.51)]):
+        write_job(stored_jobs, "ezvsl", "naive_ensemble", seed, ens, 0.8, single=naive_a)
+        write_job(stored_jobs, "ezvsl", "dmt", seed, dmt, 0.7, keep=0.1, precision=0.7)
+    out = tmp_path / "merged.json"
+    assert paired.main([str(ref), "--controls", str(stored_jobs), "--json", str(out)]) == 0
+    # seed 0 from the reference (its 0.10 rows in the controls are not used), seeds 1-2 from the controls:
+    # DMT - naive +0.06, -0.01, +0.06 -> +3.7 ± 2.3 (2/3)
+    assert "| ezvsl | 3 | +3.7 ± 2.3 (2/3) |" in capsys.readouterr().out
+    methods = json.loads(out.read_text())["methods"]["ezvsl"]
+    assert methods["dmt"]["0"]["ciou50"] == 0.46 and methods["dmt"]["2"]["ciou50"] == 0.51
+    assert methods["naive"]["0"]["ciou50"] == 0.40
