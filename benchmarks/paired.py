@@ -5,11 +5,13 @@
     python benchmarks/paired.py runs/h1 --compare "loss / unlabeled=runs/h1-unlabeled" \\
         "component box=runs/h2-component"                               # one change at a time
     python benchmarks/paired.py runs/new-dmt --controls docs/results/gains-cpu.json  # stored controls
+    python benchmarks/paired.py runs/new --controls "stored.json:ezvsl,lvs"         # only those methods
 
 Every SOURCE is a ``run.py --out`` folder (its finished jobs) or a gains JSON (``run.py``'s
 ``gains.json`` or this script's ``--json``, with per-seed rows). ``--controls`` adds the
 variants the reference lacks (naive ensemble, single teacher, ...), and the seeds of a variant
-it lacks, from other sources, so that a new DMT run is paired with controls trained earlier. Jobs reproduce bit for bit at one
+it lacks, from other sources, so that a new DMT run is paired with controls trained earlier;
+``SOURCE:METHOD,...`` takes only those methods' rows from it. Jobs reproduce bit for bit at one
 commit only (docs/reliability.md): pair with stored controls of the same training code.
 
 The reference holds the reference jobs (naive or naive ensemble, DMT, ...); its table is the
@@ -75,6 +77,24 @@ def with_controls(reference: PerSeed, controls: list[PerSeed]) -> PerSeed:
     return merged
 
 
+def parse_controls(text: str) -> tuple[Path, frozenset[str] | None]:
+    """``SOURCE`` or ``SOURCE:METHOD,...`` (only those methods' rows are taken from it)."""
+    where, sep, methods = text.partition(":")
+    if sep and not methods:
+        raise argparse.ArgumentTypeError(f"--controls {text!r}: expected SOURCE or SOURCE:METHOD,...")
+    return Path(where), frozenset(methods.split(",")) if sep else None
+
+
+def load_controls(source: Path, methods: frozenset[str] | None, ratio: float) -> PerSeed:
+    rows = load_rows(source, ratio)
+    if methods is None:
+        return rows
+    missing = methods - set(rows)
+    if missing:
+        raise SystemExit(f"--controls {source}: no rows for {sorted(missing)} (it holds {sorted(rows)}).")
+    return {m: variants for m, variants in rows.items() if m in methods}
+
+
 def parse_compare(text: str) -> tuple[str, Path, str]:
     label, sep, where = text.partition("=")
     if not sep or not label or not where:
@@ -110,15 +130,17 @@ def change_table(reference: dict[str, Any], changes: list[tuple[str, dict[str, A
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("reference", type=Path, help="SOURCE with the reference DMT (and its controls)")
-    p.add_argument("--controls", nargs="+", type=Path, default=[], metavar="SOURCE",
-                   help="SOURCEs of the variants and seeds the reference lacks (e.g. a stored gains JSON)")
+    p.add_argument("--controls", nargs="+", type=parse_controls, default=[], metavar="SOURCE[:METHOD,...]",
+                   help="SOURCEs of the variants and seeds the reference lacks (e.g. a stored gains JSON); "
+                        "SOURCE:METHOD,... takes only those methods from it")
     p.add_argument("--compare", nargs="+", type=parse_compare, default=[], metavar="LABEL=SOURCE[:VARIANT]")
     p.add_argument("--ratio", type=float, default=0.03, help="the label ratio to tabulate")
     p.add_argument("--json", type=Path, default=None, help="also write the reference's gains JSON here")
     p.add_argument("--out", type=Path, default=None, help="write the Markdown here (default: print only)")
     args = p.parse_args(argv)
 
-    rows = with_controls(load_rows(args.reference, args.ratio), [load_rows(c, args.ratio) for c in args.controls])
+    rows = with_controls(load_rows(args.reference, args.ratio),
+                         [load_controls(source, methods, args.ratio) for source, methods in args.controls])
     payload = paired_payload(rows, args.ratio)
     text = [f"Command: `{command_line('paired.py', argv)}`", "",
             f"## DMT against its controls ({args.reference}, label ratio {args.ratio:g})", "",

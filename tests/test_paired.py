@@ -81,11 +81,17 @@ def test_controls_fill_the_seeds_a_variant_lacks_and_never_replace_the_reference
     for seed, (naive_a, ens, dmt) in enumerate([(0.10, 0.10, 0.10), (0.50, 0.52, 0.49), (0.45, 0.47, 0.51)]):
         write_job(stored_jobs, "ezvsl", "naive_ensemble", seed, ens, 0.8, single=naive_a)
         write_job(stored_jobs, "ezvsl", "dmt", seed, dmt, 0.7, keep=0.1, precision=0.7)
+    write_job(ref, "lvs", "dmt", 0, 0.60, 0.7)
+    write_job(stored_jobs, "lvs", "dmt", 1, 0.10, 0.7)
     out = tmp_path / "merged.json"
-    assert paired.main([str(ref), "--controls", str(stored_jobs), "--json", str(out)]) == 0
+    assert paired.main([str(ref), "--controls", f"{stored_jobs}:ezvsl", "--json", str(out)]) == 0
     # seed 0 from the reference (its 0.10 rows in the controls are not used), seeds 1-2 from the controls:
     # DMT - naive +0.06, -0.01, +0.06 -> +3.7 ± 2.3 (2/3)
     assert "| ezvsl | 3 | +3.7 ± 2.3 (2/3) |" in capsys.readouterr().out
     methods = json.loads(out.read_text())["methods"]["ezvsl"]
     assert methods["dmt"]["0"]["ciou50"] == 0.46 and methods["dmt"]["2"]["ciou50"] == 0.51
     assert methods["naive"]["0"]["ciou50"] == 0.40
+    # ":ezvsl" took nothing of LVS from the controls; a method the controls lack is refused by name
+    assert list(json.loads(out.read_text())["methods"]["lvs"]["dmt"]) == ["0"]
+    with pytest.raises(SystemExit, match=r"no rows for \['sspl'\]"):
+        paired.main([str(ref), "--controls", f"{stored_jobs}:ezvsl,sspl"])
