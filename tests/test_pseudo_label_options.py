@@ -46,7 +46,7 @@ def test_pair_a_calibrates_as_the_naive_network_when_the_network_draws_random_nu
         model = DualMeanTeacher(lambda: ToyNet(0.5), ablation(name, FAST))
         Trainer(model, SquaresDataset(8, seed=1), SquaresDataset(8, seed=2, with_mask=False),
                 progress=False)._initialise()
-        calibrations.append([(float(s.scale), float(s.bias)) for s in model.students])
+        calibrations.append([(float(s.scale.detach()), float(s.bias.detach())) for s in model.students])
     naive, dmt, ensemble = calibrations
     assert dmt[0] == naive[0] == ensemble[0]
     assert dmt[1] == ensemble[1] != naive[0]
