@@ -88,10 +88,10 @@ def test_controls_fill_the_seeds_a_variant_lacks_and_never_replace_the_reference
     # seed 0 from the reference (its 0.10 rows in the controls are not used), seeds 1-2 from the controls:
     # DMT - naive +0.06, -0.01, +0.06 -> +3.7 ± 2.3 (2/3)
     assert "| ezvsl | 3 | +3.7 ± 2.3 (2/3) |" in capsys.readouterr().out
-    methods = json.loads(out.read_text())["methods"]["ezvsl"]
-    assert methods["dmt"]["0"]["ciou50"] == 0.46 and methods["dmt"]["2"]["ciou50"] == 0.51
-    assert methods["naive"]["0"]["ciou50"] == 0.40
+    methods = json.loads(out.read_text())["methods"]
+    assert methods["ezvsl"]["dmt"]["0"]["ciou50"] == 0.46 and methods["ezvsl"]["dmt"]["2"]["ciou50"] == 0.51
+    assert methods["ezvsl"]["naive"]["0"]["ciou50"] == 0.40
     # ":ezvsl" took nothing of LVS from the controls; a method the controls lack is refused by name
-    assert list(json.loads(out.read_text())["methods"]["lvs"]["dmt"]) == ["0"]
+    assert list(methods["lvs"]["dmt"]) == ["0"]
     with pytest.raises(SystemExit, match=r"no rows for \['sspl'\]"):
         paired.main([str(ref), "--controls", f"{stored_jobs}:ezvsl,sspl"])
