@@ -166,9 +166,13 @@ class DMTConfig:
         return asdict(self)
 
     def stage1_settings(self) -> dict[str, Any]:
-        """The fields the warm-up depends on (all but ``STAGE2_FIELDS``): two configs with equal
+        """The fields the warm-up depends on: all but ``STAGE2_FIELDS``, with ``teachers`` and
+        ``ensemble`` reduced to the number of networks they build (``num_networks``): stage 1 trains
+        the students on labels before any teacher exists, so DMT and a naive ensemble warm up the
+        same two networks, a single mean teacher and naive the same one. Two configs with equal
         stage-1 settings train bit-identical networks up to the end of the warm-up."""
-        return {k: v for k, v in self.to_dict().items() if k not in STAGE2_FIELDS}
+        settings = {k: v for k, v in self.to_dict().items() if k not in STAGE2_FIELDS | {"teachers", "ensemble"}}
+        return {**settings, "num_networks": self.num_networks}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "DMTConfig":

@@ -83,15 +83,16 @@ class DualMeanTeacher(nn.Module):
     def inference_networks(self, inference: str | None = None) -> list[nn.Module]:
         """The networks whose maps are averaged at inference (``inference`` overrides the config's).
 
-        With teachers: the teachers (``"students"``: the students). Without: the first network,
-        or the two of a naive ensemble (``ensemble=True``).
+        With teachers: the teachers (``"students"``: the students). Without: the network, or both
+        of two (a naive ensemble, or DMT before stage 2: the same two networks after the same
+        warm-up, so the two answer alike and may share it, ``DMTConfig.stage1_settings``).
         """
         choice = inference or self.config.inference
         if self.has_teachers:
             nets = list(self.students) if choice == "students" else [t.module for t in self.teachers]
-        elif self.config.ensemble:
+        elif len(self.students) > 1:
             nets = list(self.students)
-        else:  # one network, or a DMT model before stage 2: its first network answers
+        else:
             return [self.students[0]]
         selected = {"mean": nets, "students": nets, "a": nets[:1], "b": nets[1:]}.get(choice)
         if not selected:
@@ -155,8 +156,8 @@ class DualMeanTeacher(nn.Module):
 
         The mean of the two teachers' maps (``inference="a"``/``"b"`` for one teacher,
         ``"students"`` for the mean of the students', e.g. to tell EMA lag from training);
-        before stage 2, or without teachers, the students' (one network, or a naive
-        ensemble's two). ``inference`` overrides ``config.inference`` for this call.
+        before stage 2, or without teachers, the students' (one network, or the two of DMT or
+        a naive ensemble). ``inference`` overrides ``config.inference`` for this call.
         """
         images = self.image_layout(images.to(self.device, non_blocking=True))
         audio = audio.to(self.device, non_blocking=True)

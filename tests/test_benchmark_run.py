@@ -187,6 +187,23 @@ def test_a_warmup_cache_lets_a_stage2_sweep_skip_the_warmup_with_the_same_result
     assert job("other-lr")["warmup_from"] is None and len(list(cache.glob("ezvsl/*.pt"))) == 2
 
 
+def test_dmt_starts_from_the_naive_ensembles_cached_warmup_with_the_same_result(tiny_preset, tmp_path):
+    common = ["--method", "ezvsl", "--quick", "--no-progress", "--threads", "1"]
+    cache = tmp_path / "warmups"
+    assert run.main(common + ["--variants", "naive_ensemble", "dmt", "--out", str(tmp_path / "shared"),
+                              "--warmup-cache", str(cache)]) == 0
+    assert run.main(common + ["--variants", "dmt", "--out", str(tmp_path / "through")]) == 0
+
+    def job(out: str, variant: str) -> dict:
+        return json.loads((tmp_path / out / "jobs" / "ezvsl" / "ratio0.03" / "seed0" / variant / "result.json").read_text())
+
+    (warmup,) = cache.glob("ezvsl/*.pt")  # one warm-up for the two variants
+    shared, through = job("shared", "dmt"), job("through", "dmt")
+    assert job("shared", "naive_ensemble")["warmup_from"] is None and shared["warmup_from"] == str(warmup)
+    assert shared["scores"] == through["scores"] and shared["network_scores"] == through["network_scores"]
+    assert shared["keep_rate"] == through["keep_rate"]
+
+
 def test_the_warmup_cache_key_changes_with_the_training_code(monkeypatch, tmp_path):
     from benchmarks import comparison
 

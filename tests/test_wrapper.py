@@ -100,8 +100,31 @@ def test_a_stage2_sweep_starts_from_one_warmup_and_equals_training_through(tmp_p
     assert swept.config == changed and [r["stage"] for r in history].count("unbiased") == 3
 
 
+@pytest.mark.parametrize("source, target", [({}, {"teachers": 0, "ensemble": True}),
+                                             ({"teachers": 0}, {"teachers": 1})],
+                         ids=["dmt->naive_ensemble", "naive->single_teacher"])
+def test_variants_with_as_many_networks_share_a_warmup_bit_for_bit(tmp_path, source, target):
+    """Stage 1 trains the students on labels before any teacher exists: DMT's warm-up is a naive
+    ensemble's, naive's a single mean teacher's, so a sweep over variants trains each once."""
+    labeled, unlabeled, test = SquaresDataset(8, seed=1), SquaresDataset(24, seed=2), SquaresDataset(8, seed=3)
+
+    def curve(model: DualMeanTeacher) -> dict[str, float]:  # the warm-up rows score what the model answers
+        return {"test_iou": mean_iou(model, test)}
+
+    DualMeanTeacher(ToyNet, FAST.replace(**source)).fit(labeled, unlabeled, checkpoint_dir=tmp_path,
+                                                       progress=False, eval_fn=curve)
+    through = DualMeanTeacher(ToyNet, FAST.replace(**target))
+    through.fit(labeled, unlabeled, progress=False, eval_fn=curve)
+    shared = DualMeanTeacher(ToyNet, FAST.replace(**target))
+    history = shared.fit(labeled, unlabeled, progress=False, eval_fn=curve, warmup_from=tmp_path / "warmup.pt")
+    assert list(shared.state_dict()) == list(through.state_dict())
+    for mine, theirs in zip(shared.state_dict().values(), through.state_dict().values()):
+        assert torch.equal(mine, theirs)
+    assert without_seconds(history) == without_seconds(through.history)
+
+
 @pytest.mark.parametrize("changes, field", [({"lr": 1e-3}, "lr"), ({"warmup_steps": 3}, "warmup_steps"),
-                                            ({"teachers": 1}, "teachers")])
+                                            ({"teachers": 1}, "num_networks")])
 def test_a_warmup_from_another_stage1_is_refused_with_the_differing_field(tmp_path, changes, field):
     labeled, unlabeled = SquaresDataset(8, seed=1), SquaresDataset(24, seed=2)
     DualMeanTeacher(ToyNet, FAST).fit(labeled, unlabeled, checkpoint_dir=tmp_path, progress=False)
