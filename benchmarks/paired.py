@@ -19,8 +19,9 @@ one ``run.py`` writes (per method: DMT minus naive, naive ensemble, single teach
 mean ± standard error over seeds and how many seeds agree in sign). Each ``--compare
 LABEL=SOURCE[:VARIANT]`` names a DMT run with one thing changed (default variant ``dmt``);
 its table gives, per method, the changed DMT's CIoU@0.5 and pointing, its paired difference
-from the reference DMT (the effect of the change) and from naive, and its keep rate and
-pseudo-label precision. Only seeds present on both sides of a difference are paired.
+from the reference DMT (the effect of the change), from naive and from the naive ensemble, and
+its keep rate and pseudo-label precision. Only seeds present on both sides of a difference are
+paired.
 """
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def parse_compare(text: str) -> tuple[str, Path, str]:
 def change_table(reference: dict[str, Any], changes: list[tuple[str, dict[str, Any]]]) -> str:
     """One row per (change, method): its scores and paired differences (see the module docstring)."""
     head = ["change", "method", "seeds", "CIoU@0.5", "pointing", "Δ CIoU@0.5 vs DMT", "Δ pointing vs DMT",
-            "Δ CIoU@0.5 vs naive", "keep rate", "PL precision"]
+            "Δ CIoU@0.5 vs naive", "Δ CIoU@0.5 vs naive ensemble", "keep rate", "PL precision"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, variants in changes:
         for method, changed in variants.items():
@@ -122,6 +123,7 @@ def change_table(reference: dict[str, Any], changes: list[tuple[str, dict[str, A
                      format_difference(paired_difference(both, "changed", "dmt", "ciou50")),
                      format_difference(paired_difference(both, "changed", "dmt", "pointing")),
                      format_difference(paired_difference(both, "changed", "naive", "ciou50")),
+                     format_difference(paired_difference(both, "changed", "naive_ensemble", "ciou50")),
                      mean("keep_rate"), mean("pseudo_precision")]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -35,6 +35,8 @@ def test_paired_tables_from_folders(tmp_path, capsys):
     # the change against the reference DMT: +0.04, +0.06, -0.01 -> +3.0 ± 2.1 (2/3); pointing +5 in all seeds
     row = next(line for line in text.splitlines() if line.startswith("| norm | ezvsl |"))
     assert "+3.0 ± 2.1 (2/3)" in row and "+5.0 ± 0.0 (3/3)" in row and "| 20.0 | 80.0 |" in row
+    # and against naive (+0.10, +0.05, +0.05) and the naive ensemble (+0.06, +0.03, +0.03)
+    assert "| +6.7 ± 1.7 (3/3) | +4.0 ± 1.0 (3/3) | 20.0 |" in row
     payload = json.loads(json_file.read_text())
     assert payload["methods"]["ezvsl"]["dmt"]["1"]["ciou50"] == 0.49
     assert payload["paired"]["ezvsl"]["dmt-naive"]["ciou50"]["differences"] == pytest.approx([0.06, -0.01, 0.06])
