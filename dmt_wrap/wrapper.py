@@ -83,9 +83,9 @@ class DualMeanTeacher(nn.Module):
     def inference_networks(self, inference: str | None = None) -> list[nn.Module]:
         """The networks whose maps are averaged at inference (``inference`` overrides the config's).
 
-        With teachers: the teachers (``"students"``: the students). Without: the network, or both
-        of two (a naive ensemble, or DMT before stage 2: the same two networks after the same
-        warm-up, so the two answer alike and may share it, ``DMTConfig.stage1_settings``).
+        With teachers: the teachers (``"students"``: the students). Without: the network, or the
+        two of a naive ensemble or of DMT before stage 2 (the same two networks after the same
+        warm-up: they answer alike, so the two may share it, ``DMTConfig.stage1_settings``).
         """
         choice = inference or self.config.inference
         if self.has_teachers:
