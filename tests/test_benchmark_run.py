@@ -165,6 +165,11 @@ def test_train_args_json_builds_views_and_reaches_the_config():
         run.parse_args(["--train-args", '{"pseudo_loss_norm": "per_pixel"}'])
 
 
+def ezvsl_result(out: Path, variant: str = "dmt") -> dict:
+    """The ``result.json`` of a finished seed-0 EZ-VSL job at label ratio 0.03 under ``out``."""
+    return json.loads((out / "jobs" / "ezvsl" / "ratio0.03" / "seed0" / variant / "result.json").read_text())
+
+
 def test_a_warmup_cache_lets_a_stage2_sweep_skip_the_warmup_with_the_same_result(tiny_preset, tmp_path):
     common = ["--method", "ezvsl", "--quick", "--variants", "dmt", "--no-progress", "--threads", "1"]
     cache = tmp_path / "warmups"
@@ -174,17 +179,14 @@ def test_a_warmup_cache_lets_a_stage2_sweep_skip_the_warmup_with_the_same_result
     assert run.main(common + sweep + ["--out", str(tmp_path / "cached"), "--warmup-cache", str(cache)]) == 0
     assert run.main(common + sweep + ["--out", str(tmp_path / "through")]) == 0
 
-    def job(out: str) -> dict:
-        return json.loads((tmp_path / out / "jobs" / "ezvsl" / "ratio0.03" / "seed0" / "dmt" / "result.json").read_text())
-
-    cached, through = job("cached"), job("through")
+    cached, through = ezvsl_result(tmp_path / "cached"), ezvsl_result(tmp_path / "through")
     assert cached["warmup_from"] == str(next(cache.glob("ezvsl/*.pt"))) and through["warmup_from"] is None
     assert cached["scores"] == through["scores"] and cached["network_scores"] == through["network_scores"]
     assert cached["keep_rate"] == through["keep_rate"] and cached["config"]["lambda_u"] == 2.0
     # another stage 1 (here another learning rate) gets its own warm-up, never the cached one
     assert run.main(common + ["--train-args", '{"lr": 0.002}', "--out", str(tmp_path / "other-lr"),
                               "--warmup-cache", str(cache)]) == 0
-    assert job("other-lr")["warmup_from"] is None and len(list(cache.glob("ezvsl/*.pt"))) == 2
+    assert ezvsl_result(tmp_path / "other-lr")["warmup_from"] is None and len(list(cache.glob("ezvsl/*.pt"))) == 2
 
 
 def test_dmt_starts_from_the_naive_ensembles_cached_warmup_with_the_same_result(tiny_preset, tmp_path):
@@ -194,12 +196,10 @@ def test_dmt_starts_from_the_naive_ensembles_cached_warmup_with_the_same_result(
                               "--warmup-cache", str(cache)]) == 0
     assert run.main(common + ["--variants", "dmt", "--out", str(tmp_path / "through")]) == 0
 
-    def job(out: str, variant: str) -> dict:
-        return json.loads((tmp_path / out / "jobs" / "ezvsl" / "ratio0.03" / "seed0" / variant / "result.json").read_text())
-
     (warmup,) = cache.glob("ezvsl/*.pt")  # one warm-up for the two variants
-    shared, through = job("shared", "dmt"), job("through", "dmt")
-    assert job("shared", "naive_ensemble")["warmup_from"] is None and shared["warmup_from"] == str(warmup)
+    shared, through = ezvsl_result(tmp_path / "shared"), ezvsl_result(tmp_path / "through")
+    assert ezvsl_result(tmp_path / "shared", "naive_ensemble")["warmup_from"] is None
+    assert shared["warmup_from"] == str(warmup)
     assert shared["scores"] == through["scores"] and shared["network_scores"] == through["network_scores"]
     assert shared["keep_rate"] == through["keep_rate"]
 

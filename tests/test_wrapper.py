@@ -60,6 +60,11 @@ def test_every_ablation_trains(name):
     assert len(dmt.teachers) == cfg.teachers
 
 
+def assert_same_weights(mine: nn.Module, theirs: nn.Module) -> None:
+    for a, b in zip(mine.state_dict().values(), theirs.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
     labeled, unlabeled = SquaresDataset(8, seed=1), SquaresDataset(24, seed=2, with_mask=False)
     full = DualMeanTeacher(ToyNet, FAST)
@@ -73,8 +78,7 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
 
     resumed = DualMeanTeacher(ToyNet, FAST)
     resumed.fit(labeled, unlabeled, checkpoint_dir=tmp_path, resume=True, progress=False)
-    for mine, theirs in zip(resumed.state_dict().values(), full.state_dict().values()):
-        assert torch.equal(mine, theirs)
+    assert_same_weights(resumed, full)
     assert len(resumed.history) == len(full.history)
 
 
@@ -94,8 +98,7 @@ def test_a_stage2_sweep_starts_from_one_warmup_and_equals_training_through(tmp_p
     through.fit(labeled, unlabeled, progress=False)
     swept = DualMeanTeacher(ToyNet, changed)
     history = swept.fit(labeled, unlabeled, checkpoint_dir=tmp_path / "swept", progress=False, warmup_from=warmup)
-    for mine, theirs in zip(swept.state_dict().values(), through.state_dict().values()):
-        assert torch.equal(mine, theirs)
+    assert_same_weights(swept, through)
     assert without_seconds(history) == without_seconds(through.history)
     assert swept.config == changed and [r["stage"] for r in history].count("unbiased") == 3
 
@@ -118,8 +121,7 @@ def test_variants_with_as_many_networks_share_a_warmup_bit_for_bit(tmp_path, sou
     shared = DualMeanTeacher(ToyNet, FAST.replace(**target))
     history = shared.fit(labeled, unlabeled, progress=False, eval_fn=curve, warmup_from=tmp_path / "warmup.pt")
     assert list(shared.state_dict()) == list(through.state_dict())
-    for mine, theirs in zip(shared.state_dict().values(), through.state_dict().values()):
-        assert torch.equal(mine, theirs)
+    assert_same_weights(shared, through)
     assert without_seconds(history) == without_seconds(through.history)
 
 
