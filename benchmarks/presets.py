@@ -56,17 +56,17 @@ CPU = Preset(
                     pseudo_label_shape="box", num_workers=1, augment=MILD_AUGMENT),
     model_kwargs={"output_stride": 8},
     # Per method, measured self-supervised on the flickr tier (2,000 updates; README, "Does each
-    # baseline learn alone?"): FNAC's regularisers start after the warm-up's worth of updates
-    # (5 epochs of 144k pairs in the original) at weight 1 (100 swamps its contrastive loss
-    # here: CIoU@0.5 3.6 at 100, 10.2 at 1; warm-started 12.4 -> 40.8); SLAVC's momentum branch
-    # (its targets and its eval map) averages over ~100 updates at 0.99, over ~1,000 at the
-    # original's 0.999 (of ~22k): CIoU@0.5 14.2 -> 29.4. Attention10k without the ReLU before its
-    # softmax, at temperature 0.1: with it, 11 of 12 networks (naive ensemble and DMT, 3 seeds)
-    # ended with every cosine negative, a flat attention and no gradient (naive CIoU@0.5 4.6 /
+    # baseline learn alone?"): FNAC's regularisers start after 400 updates (the former warm-up's
+    # length, now 200 updates into stage 2; 5 epochs of 144k pairs in the original) at weight 1 (100
+    # swamps its contrastive loss here: CIoU@0.5 3.6 at 100, 10.2 at 1; warm-started 12.4 -> 40.8);
+    # SLAVC's momentum branch (its targets and its eval map) averages over ~100 updates at 0.99, over
+    # ~1,000 at the original's 0.999 (of ~22k): CIoU@0.5 14.2 -> 29.4. Attention10k without the ReLU
+    # before its softmax, at temperature 0.1: with it, 11 of 12 networks (naive ensemble and DMT, 3
+    # seeds) ended with every cosine negative, a flat attention and no gradient (naive CIoU@0.5 4.6 /
     # 54.4 / 4.2); without it none did (48.8 / 53.8 / 47.8; docs/results.md).
     # FNAC without its visual dropout (0.9 as released): at 0.9 its supervised BCE stays at 0.65
-    # (chance 0.69) through 600 updates and DMT's teachers keep nothing; at 0 naive CIoU@0.5 goes
-    # from 15.4 / 15.6 / 16.2 to 41.8 / 47.4 / 39.2 over 3 seeds and DMT keeps 8-25%.
+    # (chance 0.69) through 600 updates and DMT's teachers keep nothing; at 0 naive CIoU@0.5 goes from
+    # 15.4 / 15.6 / 16.2 to 41.8 / 47.4 / 39.2 over 3 seeds and DMT keeps 8-25%.
     method_kwargs={"fnac": {"reg_warmup_steps": 400, "regulariser_weight": 1.0, "visual_dropout": 0.0},
                    "slavc": {"momentum": 0.99},
                    "attention10k": {"attention_temperature": 0.1, "score_activation": "identity"}},
