@@ -177,15 +177,18 @@ def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, de
 
 
 def check_same_settings(folder: Path, settings: dict[str, Any]) -> None:
-    """Refuse to resume or reuse a job folder trained with other settings (e.g. other --steps)."""
+    """Refuse to resume or reuse a job folder trained with other settings (e.g. other --steps);
+    settings its training never reads (``DMTConfig.training_settings``) may differ."""
     stored = folder / "settings.json"
     if not stored.exists():
         return
     before = json.loads(stored.read_text())
     if "train" in before:  # a DMTConfig field added since the job ran counts at its default
-        before["train"] = DMTConfig.from_dict(before["train"]).to_dict()
+        before["train"] = DMTConfig.from_dict(before["train"]).training_settings()
+    # fields the job's training never reads (a naive ensemble's lambda_u) may differ
+    now = {**settings, "train": DMTConfig.from_dict(settings["train"]).training_settings()}
     before = json.loads(json.dumps(before))  # tuples as lists on both sides
-    now = json.loads(json.dumps(settings))
+    now = json.loads(json.dumps(now))
     changed = [f"{part}.{key}" for part in now for key in sorted(set(now[part]) | set(before.get(part, {})))
                if now[part].get(key) != before.get(part, {}).get(key)]
     if changed:

@@ -25,6 +25,13 @@ STAGE2_FIELDS = frozenset({
     "unlabeled_augment", "audio_contrast",
 })
 
+#: Fields only the teachers' path reads (their EMA, their pseudo-labels and those labels' loss
+#: weight): a config without teachers trains bit-identical networks whatever their values.
+TEACHER_FIELDS = frozenset({
+    "noise_filter", "pseudo_label", "pseudo_label_shape", "max_label_area", "delta", "delta_mode", "tau",
+    "ema_decay", "lambda_u", "rampup_steps", "pseudo_loss_norm", "audio_contrast",
+})
+
 
 @dataclass(frozen=True)
 class DMTConfig:
@@ -173,6 +180,13 @@ class DMTConfig:
         stage-1 settings train bit-identical networks up to the end of the warm-up."""
         settings = {k: v for k, v in self.to_dict().items() if k not in STAGE2_FIELDS | {"teachers", "ensemble"}}
         return {**settings, "num_networks": self.num_networks}
+
+    def training_settings(self) -> dict[str, Any]:
+        """The fields the trained networks depend on: all of them, less ``TEACHER_FIELDS`` when
+        there are no teachers (a naive ensemble trained at ``lambda_u`` 1 is the one trained at
+        0.25). Two configs with equal training settings train bit-identical networks."""
+        unread = TEACHER_FIELDS if self.teachers == 0 else frozenset()
+        return {k: v for k, v in self.to_dict().items() if k not in unread}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "DMTConfig":

@@ -39,7 +39,7 @@ def test_steps_override_reaches_the_jobs_and_a_changed_schedule_is_refused(tiny_
     # a job stored before a DMTConfig field existed is reused while that field is at its default ...
     settings_file = naive / "settings.json"
     stored = json.loads(settings_file.read_text())
-    del stored["train"]["delta_mode"]
+    del stored["train"]["mismatch_weight"]
     settings_file.write_text(json.dumps(stored))
     done = (naive / "result.json").stat().st_mtime
     assert run.main(argv) == 0 and (naive / "result.json").stat().st_mtime == done
@@ -48,8 +48,11 @@ def test_steps_override_reaches_the_jobs_and_a_changed_schedule_is_refused(tiny_
     settings_file.write_text(json.dumps(stored))
     assert run.main(argv) == 0 and (naive / "result.json").stat().st_mtime == done
     # ... and refused once the new field is set otherwise
-    with pytest.raises(SystemExit, match="other settings.*train.delta_mode"):
-        run.main(argv + ["--train-args", '{"delta_mode": "relative"}'])
+    with pytest.raises(SystemExit, match="other settings.*train.mismatch_weight"):
+        run.main(argv + ["--train-args", '{"mismatch_weight": 0.1}'])
+    # a network without teachers never reads the teachers' fields: its job is reused at other values
+    assert run.main(argv + ["--train-args", '{"lambda_u": 0.25, "delta_mode": "relative"}']) == 0
+    assert (naive / "result.json").stat().st_mtime == done
 
 
 def test_train_args_reach_every_variant_and_bad_fields_are_refused(tiny_preset, tmp_path, capsys):

@@ -4,6 +4,7 @@ from torch import nn
 
 from dmt_wrap import ContractError, DMTConfig, DualMeanTeacher, ablation
 from dmt_wrap.checkpoint import CheckpointError
+from dmt_wrap.config import TEACHER_FIELDS
 from tests.toy import SquaresDataset, ToyNet
 
 FAST = DMTConfig(warmup_steps=6, steps=6, steps_per_epoch=3, batch_size=8, labeled_batch_size=4, lr=3e-3,
@@ -123,6 +124,25 @@ def test_variants_with_as_many_networks_share_a_warmup_bit_for_bit(tmp_path, sou
     assert list(shared.state_dict()) == list(through.state_dict())
     assert_same_weights(shared, through)
     assert without_seconds(history) == without_seconds(through.history)
+
+
+def test_without_teachers_the_teacher_fields_change_nothing_bit_for_bit():
+    """``TEACHER_FIELDS`` are read only on the teachers' path, so a naive ensemble (or naive)
+    stored at one ``lambda_u`` is the job at any other: ``training_settings`` leaves them out."""
+    labeled, unlabeled = SquaresDataset(8, seed=1), SquaresDataset(24, seed=2)
+    teacher_fields = dict(lambda_u=3.0, rampup_steps=2, delta=0.3, tau=0.8, ema_decay=0.9, pseudo_loss_norm="kept",
+                          pseudo_label="union", pseudo_label_shape="mask", max_label_area=0.5, delta_mode="relative",
+                          noise_filter=False, audio_contrast=True)
+    assert set(teacher_fields) == TEACHER_FIELDS  # every field the claim covers is changed here
+    ensemble = ablation("naive_ensemble", FAST)
+    models = [DualMeanTeacher(ToyNet, cfg) for cfg in (ensemble, ensemble.replace(**teacher_fields))]
+    for model in models:
+        model.fit(labeled, unlabeled, progress=False)
+    assert_same_weights(models[0], models[1])
+    assert without_seconds(models[0].history) == without_seconds(models[1].history)
+    assert ensemble.training_settings() == ensemble.replace(**teacher_fields).training_settings()
+    dmt = ablation("dmt", FAST)
+    assert dmt.training_settings() != dmt.replace(lambda_u=3.0).training_settings()
 
 
 @pytest.mark.parametrize("changes, field", [({"lr": 1e-3}, "lr"), ({"warmup_steps": 3}, "warmup_steps"),
