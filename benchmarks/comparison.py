@@ -182,18 +182,20 @@ def check_same_settings(folder: Path, settings: dict[str, Any]) -> None:
     stored = folder / "settings.json"
     if not stored.exists():
         return
-    before = json.loads(stored.read_text())
-    if "train" in before:  # a DMTConfig field added since the job ran counts at its default
-        before["train"] = DMTConfig.from_dict(before["train"]).training_settings()
-    # fields the job's training never reads (a naive ensemble's lambda_u) may differ
-    now = {**settings, "train": DMTConfig.from_dict(settings["train"]).training_settings()}
-    before = json.loads(json.dumps(before))  # tuples as lists on both sides
-    now = json.loads(json.dumps(now))
+    before, now = _comparable(json.loads(stored.read_text())), _comparable(settings)
     changed = [f"{part}.{key}" for part in now for key in sorted(set(now[part]) | set(before.get(part, {})))
                if now[part].get(key) != before.get(part, {}).get(key)]
     if changed:
         raise SystemExit(f"{folder} holds a job trained with other settings (differs in {changed}); "
                          "use another --out for the new settings, or delete that folder to retrain it.")
+
+
+def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings as stored, with ``train`` as ``training_settings``: a DMTConfig field added since
+    a job ran counts at its legacy value, and one its training never reads is left out."""
+    if "train" in settings:
+        settings = {**settings, "train": DMTConfig.from_dict(settings["train"]).training_settings()}
+    return json.loads(json.dumps(settings))  # tuples as lists on both sides
 
 
 def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
