@@ -11,6 +11,13 @@ alone (the ensembling gain), and how alike the two networks' maps are: the Pears
 of their maps and the IoU of their binarised maps (binarised as CIoU does: min-max normalised,
 at the median), per scene, averaged; and the share of scenes on which each network's map is
 flat (the same value at every location: a collapsed network, e.g. Attention10k's dead ReLU).
+
+Then, per method, paired by seed: network A minus network B in each variant (the two pairs differ
+only in their seeds, so this should centre on 0), and DMT against one naive network counted two
+ways: the naive ensemble's network A (``run.py``'s naive, which shares pair A's seeds) and the mean
+of its two networks' scores (both are naive networks; their mean does not depend on which pair's
+seeds one calls naive). ``--from-json`` re-reads the rows an earlier ``--json`` wrote instead of
+evaluating again.
 """
 from __future__ import annotations
 
@@ -22,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchmarks.pointing_breakdown import finished_jobs, localize_as
-from benchmarks.report import command_line, job_table
+from benchmarks.report import command_line, format_difference, job_table, paired_difference
 from dmt_wrap.atomic import write_text_atomic
 from dmt_wrap.metrics import binarise_at_median, ciou_at, ciou_per_image, minmax_normalise, upsample_maps
 
@@ -76,13 +83,44 @@ def markdown(rows: list[dict]) -> str:
                                 f"{r['flat_b'] * 100:.0f}%"])
 
 
+def network_summary(rows: list[dict]) -> str:
+    """Per method and label ratio, paired by seed: A − B of each variant, DMT − naive (A), and
+    DMT − the mean of the naive ensemble's two networks (CIoU@0.5), with the mean over methods."""
+    groups: dict[tuple[str, str], dict[str, dict[str, dict[str, float]]]] = {}
+    for r in rows:
+        per_seed = groups.setdefault((r["method"], r["ratio"]), {})
+        prefix = "naive" if r["variant"] == "naive_ensemble" else r["variant"]
+        values = {f"{prefix} {name}": r[f"ciou50_{name}"] for name in ("a", "b", "mean")}
+        values[f"{prefix} single"] = (r["ciou50_a"] + r["ciou50_b"]) / 2
+        for name, value in values.items():
+            per_seed.setdefault(name, {})[r["seed"]] = {"ciou50": value}
+    pairs = [("naive a", "naive b"), ("dmt a", "dmt b"), ("dmt mean", "naive a"), ("dmt mean", "naive single")]
+    lines = ["| method | ratio | naive ensemble: A − B | DMT: A − B | DMT − naive (A) | DMT − naive (mean of A and B) |",
+             "|---|---|---|---|---|---|"]
+    means: dict[int, list[float]] = {i: [] for i in range(len(pairs))}
+    for (method, ratio), per_seed in sorted(groups.items()):
+        diffs = [paired_difference(per_seed, a, b) for a, b in pairs]
+        for i, diff in enumerate(diffs):
+            if diff is not None:
+                means[i].append(diff["mean"])
+        lines.append(f"| {method} | {ratio} | " + " | ".join(format_difference(d) for d in diffs) + " |")
+    lines.append("| *mean over methods* | | " + " | ".join(
+        f"{sum(v) / len(v) * 100:+.1f}" if v else "—" for v in means.values()) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("out", nargs="+", type=Path, help="benchmarks/run.py output folders (synthetic data)")
+    p.add_argument("out", nargs="*", type=Path, help="benchmarks/run.py output folders (synthetic data)")
     p.add_argument("--method", nargs="+", default=None, help="only these methods (default: every one found)")
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    p.add_argument("--from-json", type=Path, nargs="+", default=[],
+                   help="rows written by an earlier --json, summarised again without evaluating")
     args = p.parse_args(argv)
-    rows = []
+    if not args.out and not args.from_json:
+        p.error("give run.py output folders, or --from-json with rows an earlier --json wrote")
+    rows = [r for path in args.from_json for r in json.loads(path.read_text())["rows"]
+            if args.method is None or r["method"] in args.method]
     with torch.no_grad():
         for out in args.out:
             for where, model, test in finished_jobs(out, args.method):
@@ -93,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                          "run benchmarks/run.py --variants dmt naive_ensemble --out there first")
     text = (f"# Do the two networks agree?\n\nCommand: `{command_line('agreement.py', argv)}`\n"
             "CIoU@0.5 in points; the ensembling gain is the mean's CIoU@0.5 minus the average of A's and B's.\n\n"
-            f"{markdown(rows)}\n")
+            f"{markdown(rows)}\n\nPaired by seed, mean ± s.e. (seeds agreeing in sign):\n\n{network_summary(rows)}\n")
     print(text)
     if args.json:
         write_text_atomic(args.json, json.dumps({"command": command_line("agreement.py", argv), "rows": rows},

@@ -142,7 +142,7 @@ def test_agreement_refuses_a_folder_without_two_network_jobs(tmp_path):
         agreement.main([str(tmp_path)])
 
 
-def test_agreement_scores_each_network_of_every_two_network_job(tiny_preset, tmp_path):
+def test_agreement_scores_each_network_of_every_two_network_job(tiny_preset, tmp_path, capsys):
     from benchmarks import agreement
 
     out = tmp_path / "pairs"
@@ -159,6 +159,26 @@ def test_agreement_scores_each_network_of_every_two_network_job(tiny_preset, tmp
         assert row["ensemble_gain"] == pytest.approx(row["ciou50_mean"] - (row["ciou50_a"] + row["ciou50_b"]) / 2)
         assert -1 <= row["map_correlation"] <= 1 and 0 <= row["region_iou"] <= 1
         assert 0 <= row["flat_a"] <= 1 and 0 <= row["flat_b"] <= 1
+    capsys.readouterr()
+    assert agreement.main(["--from-json", str(out / "agreement.json"), "--method", "ezvsl"]) == 0
+    printed = capsys.readouterr().out  # the stored rows again, summarised without a model
+    assert f"| {rows['dmt']['ciou50_a'] * 100:.1f} | {rows['dmt']['ciou50_b'] * 100:.1f} |" in printed
+    assert "| ezvsl | ratio0.03 |" in printed and "DMT − naive (mean of A and B)" in printed
+
+
+def test_network_summary_pairs_dmt_with_one_naive_network_counted_both_ways():
+    from benchmarks.agreement import network_summary
+
+    def row(seed, variant, a, b, mean):
+        return {"method": "m", "ratio": "ratio0.03", "seed": seed, "variant": variant,
+                "ciou50_a": a, "ciou50_b": b, "ciou50_mean": mean}
+
+    rows = [row("seed0", "naive_ensemble", 0.50, 0.40, 0.48), row("seed0", "dmt", 0.46, 0.44, 0.52),
+            row("seed1", "naive_ensemble", 0.60, 0.56, 0.60), row("seed1", "dmt", 0.58, 0.60, 0.64)]
+    table = network_summary(rows).splitlines()
+    # naive A − B: +10, +4; DMT A − B: +2, −2; DMT − naive A: +2, +4; DMT − (A + B) / 2: +7, +6
+    assert table[2] == "| m | ratio0.03 | +7.0 ± 3.0 (2/2) | +0.0 ± 2.0 (0/2) | +3.0 ± 1.0 (2/2) | +6.5 ± 0.5 (2/2) |"
+    assert table[3] == "| *mean over methods* | | +7.0 | +0.0 | +3.0 | +6.5 |"
 
 
 def audio_scenes(n: int = 4):
