@@ -85,7 +85,8 @@ def markdown(rows: list[dict]) -> str:
 
 def network_summary(rows: list[dict]) -> str:
     """Per method and label ratio, paired by seed: A − B of each variant, DMT − naive (A), and
-    DMT − the mean of the naive ensemble's two networks (CIoU@0.5), with the mean over methods."""
+    DMT − the mean of the naive ensemble's two networks (CIoU@0.5), with the mean over methods
+    of each label ratio."""
     groups: dict[tuple[str, str], dict[str, dict[str, dict[str, float]]]] = {}
     for r in rows:
         per_seed = groups.setdefault((r["method"], r["ratio"]), {})
@@ -97,15 +98,16 @@ def network_summary(rows: list[dict]) -> str:
     pairs = [("naive a", "naive b"), ("dmt a", "dmt b"), ("dmt mean", "naive a"), ("dmt mean", "naive single")]
     lines = ["| method | ratio | naive ensemble: A − B | DMT: A − B | DMT − naive (A) | DMT − naive (mean of A and B) |",
              "|---|---|---|---|---|---|"]
-    means: dict[int, list[float]] = {i: [] for i in range(len(pairs))}
-    for (method, ratio), per_seed in sorted(groups.items()):
-        diffs = [paired_difference(per_seed, a, b) for a, b in pairs]
-        for i, diff in enumerate(diffs):
-            if diff is not None:
-                means[i].append(diff["mean"])
-        lines.append(f"| {method} | {ratio} | " + " | ".join(format_difference(d) for d in diffs) + " |")
-    lines.append("| *mean over methods* | | " + " | ".join(
-        f"{sum(v) / len(v) * 100:+.1f}" if v else "—" for v in means.values()) + " |")
+    for ratio in sorted({ratio for _, ratio in groups}):
+        means: dict[int, list[float]] = {i: [] for i in range(len(pairs))}
+        for (method, _), per_seed in sorted(item for item in groups.items() if item[0][1] == ratio):
+            diffs = [paired_difference(per_seed, a, b) for a, b in pairs]
+            for i, diff in enumerate(diffs):
+                if diff is not None:
+                    means[i].append(diff["mean"])
+            lines.append(f"| {method} | {ratio} | " + " | ".join(format_difference(d) for d in diffs) + " |")
+        lines.append(f"| *mean over methods* | {ratio} | " + " | ".join(
+            f"{sum(v) / len(v) * 100:+.1f}" if v else "—" for v in means.values()) + " |")
     return "\n".join(lines)
 
 
