@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchmarks.pointing_breakdown import finished_jobs, localize_as
-from benchmarks.report import command_line, format_difference, job_table, paired_difference
+from benchmarks.report import command_line, format_difference, format_mean, job_table, paired_difference
 from dmt_wrap.atomic import write_text_atomic
 from dmt_wrap.metrics import binarise_at_median, ciou_at, ciou_per_image, minmax_normalise, upsample_maps
 
@@ -87,9 +87,9 @@ def network_summary(rows: list[dict]) -> str:
     """Per method and label ratio, paired by seed: A − B of each variant, DMT − naive (A), and
     DMT − the mean of the naive ensemble's two networks (CIoU@0.5), with the mean over methods
     of each label ratio."""
-    groups: dict[tuple[str, str], dict[str, dict[str, dict[str, float]]]] = {}
+    groups: dict[str, dict[str, dict[str, dict[str, dict[str, float]]]]] = {}  # ratio -> method -> per seed
     for r in rows:
-        per_seed = groups.setdefault((r["method"], r["ratio"]), {})
+        per_seed = groups.setdefault(r["ratio"], {}).setdefault(r["method"], {})
         prefix = "naive" if r["variant"] == "naive_ensemble" else r["variant"]
         values = {f"{prefix} {name}": r[f"ciou50_{name}"] for name in ("a", "b", "mean")}
         values[f"{prefix} single"] = (r["ciou50_a"] + r["ciou50_b"]) / 2
@@ -98,16 +98,15 @@ def network_summary(rows: list[dict]) -> str:
     pairs = [("naive a", "naive b"), ("dmt a", "dmt b"), ("dmt mean", "naive a"), ("dmt mean", "naive single")]
     lines = ["| method | ratio | naive ensemble: A − B | DMT: A − B | DMT − naive (A) | DMT − naive (mean of A and B) |",
              "|---|---|---|---|---|---|"]
-    for ratio in sorted({ratio for _, ratio in groups}):
-        means: dict[int, list[float]] = {i: [] for i in range(len(pairs))}
-        for (method, _), per_seed in sorted(item for item in groups.items() if item[0][1] == ratio):
+    for ratio, methods in sorted(groups.items()):
+        means: list[list[float]] = [[] for _ in pairs]
+        for method, per_seed in sorted(methods.items()):
             diffs = [paired_difference(per_seed, a, b) for a, b in pairs]
-            for i, diff in enumerate(diffs):
+            for column, diff in zip(means, diffs):
                 if diff is not None:
-                    means[i].append(diff["mean"])
+                    column.append(diff["mean"])
             lines.append(f"| {method} | {ratio} | " + " | ".join(format_difference(d) for d in diffs) + " |")
-        lines.append(f"| *mean over methods* | {ratio} | " + " | ".join(
-            f"{sum(v) / len(v) * 100:+.1f}" if v else "—" for v in means.values()) + " |")
+        lines.append(f"| *mean over methods* | {ratio} | " + " | ".join(format_mean(m) for m in means) + " |")
     return "\n".join(lines)
 
 
@@ -129,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                 if len(model.inference_networks()) == 2:
                     rows.append({**where, **agreement(model, test)})
     if not rows:
-        raise SystemExit(f"{[str(o) for o in args.out]}: no finished two-network job (DMT or naive ensemble); "
-                         "run benchmarks/run.py --variants dmt naive_ensemble --out there first")
+        raise SystemExit(f"{[str(o) for o in args.out + args.from_json]}: no finished two-network job "
+                         "(DMT or naive ensemble); run benchmarks/run.py --variants dmt naive_ensemble --out there first")
     text = (f"# Do the two networks agree?\n\nCommand: `{command_line('agreement.py', argv)}`\n"
             "CIoU@0.5 in points; the ensembling gain is the mean's CIoU@0.5 minus the average of A's and B's.\n\n"
             f"{markdown(rows)}\n\nPaired by seed, mean ± s.e. (seeds agreeing in sign):\n\n{network_summary(rows)}\n")

@@ -121,6 +121,11 @@ def format_difference(diff: dict[str, Any] | None) -> str:
     return f"{diff['mean'] * 100:+.1f}{spread} ({diff['agree']}/{len(diff['differences'])})"
 
 
+def format_mean(means: list[float]) -> str:
+    """The mean over methods of their mean differences, in points (``—`` for none)."""
+    return f"{np.mean(means) * 100:+.1f}" if means else "—"
+
+
 def paired_gains_table(payload: dict[str, Any], metric: str = "ciou50") -> str:
     """DMT minus each control, paired by seed, one row per method, with the mean over methods."""
     head = ["method", "seeds"] + [f"DMT − {b}" for b in PAIRED_BASELINES] + ["DMT keep rate", "DMT PL precision"]
@@ -140,8 +145,7 @@ def paired_gains_table(payload: dict[str, Any], metric: str = "ciou50") -> str:
             cells.append(f"{np.mean(values) * 100:.1f}" if values else "—")
         lines.append("| " + " | ".join(cells) + " |")
     if len(payload["methods"]) > 1:
-        cells = ["*mean over methods*", ""] + [f"{np.mean(means[b]) * 100:+.1f}" if means[b] else "—"
-                                               for b in PAIRED_BASELINES] + ["", ""]
+        cells = ["*mean over methods*", ""] + [format_mean(means[b]) for b in PAIRED_BASELINES] + ["", ""]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
