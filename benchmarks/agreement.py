@@ -99,12 +99,12 @@ def network_summary(rows: list[dict]) -> str:
     lines = ["| method | ratio | naive ensemble: A − B | DMT: A − B | DMT − naive (A) | DMT − naive (mean of A and B) |",
              "|---|---|---|---|---|---|"]
     for ratio, methods in sorted(groups.items()):
-        means: list[list[float]] = [[] for _ in pairs]
+        means: list[list[dict]] = [[] for _ in pairs]
         for method, per_seed in sorted(methods.items()):
             diffs = [paired_difference(per_seed, a, b) for a, b in pairs]
             for column, diff in zip(means, diffs):
                 if diff is not None:
-                    column.append(diff["mean"])
+                    column.append(diff)
             lines.append(f"| {method} | {ratio} | " + " | ".join(format_difference(d) for d in diffs) + " |")
         lines.append(f"| *mean over methods* | {ratio} | " + " | ".join(format_mean(m) for m in means) + " |")
     return "\n".join(lines)

@@ -70,21 +70,24 @@ def with_single_network_rows(results: list[dict[str, Any]]) -> list[dict[str, An
 
 def paired_difference(per_seed: dict[str, dict[int, dict[str, Any]]], variant: str, baseline: str,
                       metric: str = "ciou50") -> dict[str, Any] | None:
-    """``variant`` minus ``baseline`` on ``metric``, paired by seed: the per-seed differences,
-    their mean, standard error (sample std / sqrt(n); None for one seed), and in how many seeds
-    the difference has the mean's sign. None when the two share no seed."""
+    """``variant`` minus ``baseline`` on ``metric``, paired by seed (see ``summarise``); None when
+    the two share no seed with a score."""
     if variant not in per_seed or baseline not in per_seed:
         return None
-    seeds = sorted(set(per_seed[variant]) & set(per_seed[baseline]))
-    diffs = [per_seed[variant][s][metric] - per_seed[baseline][s][metric] for s in seeds
+    seeds = [s for s in sorted(set(per_seed[variant]) & set(per_seed[baseline]))
              if per_seed[variant][s].get(metric) is not None and per_seed[baseline][s].get(metric) is not None]
-    if not diffs:
-        return None
+    diffs = [per_seed[variant][s][metric] - per_seed[baseline][s][metric] for s in seeds]
+    return summarise(seeds, diffs) if diffs else None
+
+
+def summarise(seeds: list[Any], diffs: list[float]) -> dict[str, Any]:
+    """Per-seed differences, their mean, standard error (sample std / sqrt(n); None for one seed),
+    and in how many seeds the difference has the mean's sign."""
     values = np.array(diffs)
     mean = float(values.mean())
     stderr = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None
     agree = int(np.sum(np.sign(values) == np.sign(mean))) if mean != 0 else 0
-    return {"seeds": seeds, "differences": diffs, "mean": mean, "stderr": stderr, "agree": agree}
+    return {"seeds": list(seeds), "differences": list(diffs), "mean": mean, "stderr": stderr, "agree": agree}
 
 
 def gains_payload(results: list[dict[str, Any]], ratio: float) -> dict[str, Any]:
@@ -121,16 +124,27 @@ def format_difference(diff: dict[str, Any] | None) -> str:
     return f"{diff['mean'] * 100:+.1f}{spread} ({diff['agree']}/{len(diff['differences'])})"
 
 
-def format_mean(means: list[float]) -> str:
-    """The mean over methods of their mean differences, in points (``—`` for none)."""
-    return f"{np.mean(means) * 100:+.1f}" if means else "—"
+def format_mean(diffs: list[dict[str, Any]]) -> str:
+    """The mean over methods of their paired differences (``paired_difference``), in points.
+
+    A job seed fixes the same build and data seeds for every method, so the methods at one seed
+    are not independent draws and their spread says nothing of the mean's uncertainty. When every
+    method has the same seeds (two or more), the mean comes with the standard error over seeds of
+    the per-seed mean over methods and how many seeds agree in its sign; otherwise it stands alone."""
+    if not diffs:
+        return "—"
+    seeds = diffs[0]["seeds"]
+    if len(seeds) < 2 or any(d["seeds"] != seeds for d in diffs):
+        return f"{np.mean([d['mean'] for d in diffs]) * 100:+.1f}"
+    per_seed = np.mean([d["differences"] for d in diffs], axis=0)
+    return format_difference(summarise(seeds, per_seed.tolist()))
 
 
 def paired_gains_table(payload: dict[str, Any], metric: str = "ciou50") -> str:
     """DMT minus each control, paired by seed, one row per method, with the mean over methods."""
     head = ["method", "seeds"] + [f"DMT − {b}" for b in PAIRED_BASELINES] + ["DMT keep rate", "DMT PL precision"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    means: dict[str, list[float]] = defaultdict(list)
+    means: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for method, variants in payload["methods"].items():
         pairs = payload["paired"].get(method, {})
         dmt = variants.get("dmt", {})
@@ -139,7 +153,7 @@ def paired_gains_table(payload: dict[str, Any], metric: str = "ciou50") -> str:
             diff = pairs.get(f"dmt-{b}", {}).get(metric)
             cells.append(format_difference(diff))
             if diff is not None:
-                means[b].append(diff["mean"])
+                means[b].append(diff)
         for field in ("keep_rate", "pseudo_precision"):
             values = [row[field] for row in dmt.values() if row.get(field) is not None]
             cells.append(f"{np.mean(values) * 100:.1f}" if values else "—")

@@ -178,12 +178,13 @@ def test_network_summary_pairs_dmt_with_one_naive_network_counted_both_ways():
     table = network_summary(rows).splitlines()
     # naive A − B: +10, +4; DMT A − B: +2, −2; DMT − naive A: +2, +4; DMT − (A + B) / 2: +7, +6
     assert table[2] == "| m | ratio0.03 | +7.0 ± 3.0 (2/2) | +0.0 ± 2.0 (0/2) | +3.0 ± 1.0 (2/2) | +6.5 ± 0.5 (2/2) |"
-    assert table[3] == "| *mean over methods* | ratio0.03 | +7.0 | +0.0 | +3.0 | +6.5 |"
+    # one method: the mean row is its row, standard error over seeds included
+    assert table[3] == "| *mean over methods* | ratio0.03 | +7.0 ± 3.0 (2/2) | +0.0 ± 2.0 (0/2) | +3.0 ± 1.0 (2/2) | +6.5 ± 0.5 (2/2) |"
     other_ratio = [{**r, "ratio": "ratio0.1", "ciou50_mean": r["ciou50_mean"] + 0.1} for r in rows if r["variant"] == "dmt"]
     table = network_summary(rows + other_ratio).splitlines()  # a ratio without naive jobs: its own mean
-    assert table[3:] == ["| *mean over methods* | ratio0.03 | +7.0 | +0.0 | +3.0 | +6.5 |",
+    assert table[3:] == ["| *mean over methods* | ratio0.03 | +7.0 ± 3.0 (2/2) | +0.0 ± 2.0 (0/2) | +3.0 ± 1.0 (2/2) | +6.5 ± 0.5 (2/2) |",
                          "| m | ratio0.1 | — | +0.0 ± 2.0 (0/2) | — | — |",
-                         "| *mean over methods* | ratio0.1 | — | +0.0 | — | — |"]
+                         "| *mean over methods* | ratio0.1 | — | +0.0 ± 2.0 (0/2) | — | — |"]
 
 
 def audio_scenes(n: int = 4):

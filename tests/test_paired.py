@@ -97,3 +97,23 @@ def test_controls_fill_the_seeds_a_variant_lacks_and_never_replace_the_reference
     assert list(methods["lvs"]["dmt"]) == ["0"]
     with pytest.raises(SystemExit, match=r"no rows for \['sspl'\]"):
         paired.main([str(ref), "--controls", f"{stored_jobs}:ezvsl,sspl"])
+
+
+def test_the_mean_over_methods_has_its_standard_error_over_seeds_when_the_methods_share_them(tmp_path, capsys):
+    ref = tmp_path / "ref"
+    # DMT - naive: EZ-VSL +2, +4, +6 and LVS +6, +4, +2 points: each method alone spreads by 1.2 s.e.,
+    # but every seed's mean over the two is +4 (a job seed is one draw for every method)
+    for method, gains in (("ezvsl", (0.02, 0.04, 0.06)), ("lvs", (0.06, 0.04, 0.02))):
+        for seed, gain in enumerate(gains):
+            write_job(ref, method, "naive_ensemble", seed, 0.45, 0.8, single=0.40)
+            write_job(ref, method, "dmt", seed, 0.40 + gain, 0.7, keep=0.1, precision=0.7)
+    assert paired.main([str(ref)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "| ezvsl | 3 | +4.0 ± 1.2 (3/3) |" in "\n".join(lines)
+    assert next(line for line in lines if "mean over methods" in line).startswith("| *mean over methods* |  | +4.0 ± 0.0 (3/3) |")
+    # methods with different seeds: the mean stands alone (LVS without seed 2: +5.0; mean of +4.0 and +5.0)
+    for variant in ("naive_ensemble", "dmt"):
+        (ref / "jobs" / "lvs" / "ratio0.03" / "seed2" / variant / "result.json").unlink()
+    assert paired.main([str(ref)]) == 0
+    mean_row = next(line for line in capsys.readouterr().out.splitlines() if "mean over methods" in line)
+    assert mean_row.startswith("| *mean over methods* |  | +4.5 |")
