@@ -87,7 +87,7 @@ def summarise(seeds: list[Any], diffs: list[float]) -> dict[str, Any]:
     mean = float(values.mean())
     stderr = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None
     agree = int(np.sum(np.sign(values) == np.sign(mean))) if mean != 0 else 0
-    return {"seeds": list(seeds), "differences": list(diffs), "mean": mean, "stderr": stderr, "agree": agree}
+    return {"seeds": seeds, "differences": diffs, "mean": mean, "stderr": stderr, "agree": agree}
 
 
 def gains_payload(results: list[dict[str, Any]], ratio: float) -> dict[str, Any]:
