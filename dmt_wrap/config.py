@@ -79,6 +79,11 @@ class DMTConfig:
     and step; not available under torchrun.
     ``ensemble``: with ``teachers=0``, train two independent networks (pair A's and B's seeds
     and data orders) and average their maps at inference: the naive-ensemble control.
+    ``swap_pairs``: network A takes pair B's seeds (initial weights, calibration probe, labeled-data
+    order, augmentation draws) and network B takes A's, while each keeps its position (A steps first
+    and draws the step's global random numbers first; A is what ``inference="a"``, the logs and a
+    one-network run call A). With one network, it trains on pair B's seeds. A control that tells
+    what a network owes to its seeds from what it owes to its position.
     """
 
     # schedule
@@ -107,6 +112,7 @@ class DMTConfig:
     map_loss: Literal["bce", "bce_dice"] = "bce"
     inference: Inference = "mean"
     ensemble: bool = False
+    swap_pairs: bool = False
     recalibrate_teachers: bool = False
     audio_contrast: bool = False
     mismatch_weight: float = 0.0
@@ -159,6 +165,10 @@ class DMTConfig:
         return PseudoLabelConfig(delta=self.delta, tau=self.tau, noise_filter=self.noise_filter,
                                  combine=self.pseudo_label, shape=self.pseudo_label_shape,
                                  delta_mode=self.delta_mode, max_area=self.max_label_area)
+
+    def seed_index(self, position: int) -> int:
+        """Whose seeds the network at ``position`` (0 = A, 1 = B) trains on (``swap_pairs``)."""
+        return 1 - position if self.swap_pairs else position
 
     def effective_warmup(self, uses_labels: bool) -> int:
         """Stage 1's length: ``warmup_steps`` when training with labels; without labels

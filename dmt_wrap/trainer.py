@@ -231,11 +231,12 @@ class Trainer:
             target = pseudo.labels if pseudo is not None else torch.zeros_like(unlabeled["image"][:, 0])
             parts.append((unlabeled["image"], unlabeled["audio"], target))
         n_lab = labeled["image"].shape[0] if labeled is not None else 0
+        seed_index = self.cfg.seed_index(k)
         if self.unlabeled_augmenter is None or len(parts) < 2:
             images, audio, target = (torch.cat(items) for items in zip(*parts))
-            return (*self.augmenter.strong(images, audio, self._generator("strong", k), target), n_lab)
-        views = [self.augmenter.strong(*parts[0][:2], self._generator("strong", k), parts[0][2]),
-                 self.unlabeled_augmenter.strong(*parts[1][:2], self._generator("strong_unlabeled", k), parts[1][2])]
+            return (*self.augmenter.strong(images, audio, self._generator("strong", seed_index), target), n_lab)
+        views = [self.augmenter.strong(*parts[0][:2], self._generator("strong", seed_index), parts[0][2]),
+                 self.unlabeled_augmenter.strong(*parts[1][:2], self._generator("strong_unlabeled", seed_index), parts[1][2])]
         images, audio, target = (torch.cat(items) for items in zip(*views))
         return images, audio, target, n_lab
 
@@ -343,7 +344,7 @@ class Trainer:
                         diagnostics.update(silent_object_sums(pseudo.labels, pseudo.keep, weak[1], weak[2]))
         terms = []
         for k, student in enumerate(self.students):
-            labeled = self._next(f"labeled_{PAIR_NAMES[k]}", needs_mask=cfg.use_labels) \
+            labeled = self._next(f"labeled_{PAIR_NAMES[cfg.seed_index(k)]}", needs_mask=cfg.use_labels) \
                 if self._uses_labels() else None
             student.train()
             loss_terms = self._student_loss(k, labeled, unlabeled, pseudo, norms)
@@ -432,7 +433,7 @@ class Trainer:
         whatever else was built before it: a naive network, DMT's pair A and a naive ensemble's
         network A start identical, as the controls require (the same seed on every rank).
         """
-        torch.manual_seed(derive_seed(self.cfg.seed, kind, k))
+        torch.manual_seed(derive_seed(self.cfg.seed, kind, self.cfg.seed_index(k)))
 
     def _first_batch(self, dataset: Dataset, opts: dict[str, Any], per_rank: int) -> dict[str, Tensor]:
         """The dataset's first global batch, the same on every rank, without touching any stream."""

@@ -45,7 +45,7 @@ class DualMeanTeacher(nn.Module):
         self.device = distributed.resolve_device(device)
         students = []
         for k in range(config.num_networks):
-            torch.manual_seed(derive_seed(config.seed, "build", k))
+            torch.manual_seed(derive_seed(config.seed, "build", config.seed_index(k)))
             net = backbone_factory()
             if not isinstance(net, nn.Module):
                 raise TypeError(f"backbone_factory() returned {type(net).__name__}; it must return an nn.Module "

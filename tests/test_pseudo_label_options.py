@@ -38,6 +38,35 @@ def test_naive_ensemble_network_a_trains_exactly_as_the_naive_network(dropout):
     assert torch.allclose(both, (naive.localize(images, audio) + single_b) / 2, atol=1e-6)
 
 
+def same_weights(one: DualMeanTeacher, k: int, other: DualMeanTeacher, j: int) -> bool:
+    theirs = other.students[j].state_dict()
+    return all(torch.equal(value, theirs[name]) for name, value in one.students[k].state_dict().items())
+
+
+def test_swapped_pairs_exchange_the_networks_when_the_position_draws_nothing():
+    """``swap_pairs`` moves every seed a network owns to the other position: a network that draws
+    no global random numbers trains in position A on pair B's seeds exactly as it does in position
+    B, so an A-B difference that survives the swap belongs to the seeds, not to the position."""
+    ensemble = trained(ablation("naive_ensemble", FAST))
+    swapped = trained(ablation("naive_ensemble", FAST).replace(swap_pairs=True))
+    assert not same_weights(ensemble, 0, ensemble, 1)
+    assert same_weights(swapped, 0, ensemble, 1) and same_weights(swapped, 1, ensemble, 0)
+    naive_on_b = trained(ablation("naive", FAST).replace(swap_pairs=True))
+    assert same_weights(naive_on_b, 0, ensemble, 1)
+
+
+def test_swapped_pairs_keep_the_positions_draws_of_a_network_with_dropout():
+    """With dropout the step's global random numbers go to A first: the swap moves the seeds but
+    not those draws, so the exchanged networks start alike and then differ."""
+    factory = lambda: ToyNet(0.5)  # noqa: E731
+    ensemble = DualMeanTeacher(factory, ablation("naive_ensemble", FAST))
+    swapped = DualMeanTeacher(factory, ablation("naive_ensemble", FAST).replace(swap_pairs=True))
+    assert same_weights(swapped, 0, ensemble, 1) and same_weights(swapped, 1, ensemble, 0)
+    for model in (ensemble, swapped):
+        model.fit(SquaresDataset(8, seed=1), SquaresDataset(32, seed=2, with_mask=False), progress=False)
+    assert not same_weights(swapped, 0, ensemble, 1)
+
+
 def test_pair_a_calibrates_as_the_naive_network_when_the_network_draws_random_numbers():
     """Calibration probes the network in training mode; with dropout the draws must not depend
     on how many networks were built before it (DMT and the ensemble build two, naive one)."""
