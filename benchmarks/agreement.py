@@ -18,6 +18,12 @@ ways: the naive ensemble's network A (``run.py``'s naive, which shares pair A's 
 of its two networks' scores (both are naive networks; their mean does not depend on which pair's
 seeds one calls naive). ``--from-json`` re-reads the rows an earlier ``--json`` wrote instead of
 evaluating again.
+
+Jobs trained with ``swap_pairs`` (network A on pair B's seeds and B on A's, each in its own
+position; ``--train-args '{"swap_pairs": true}'``) are kept out of those tables and, where they pair
+with unswapped jobs of the same method, variant and seed, split A − B into what the position
+gives (position A minus position B, each averaged over both seed assignments) and what the seeds
+give (pair A's seeds minus pair B's, each averaged over both positions).
 """
 from __future__ import annotations
 
@@ -76,11 +82,50 @@ def agreement(model, test, batch_size: int = 100) -> dict[str, float]:
 
 def markdown(rows: list[dict]) -> str:
     return job_table(["CIoU@0.5 A", "B", "mean of A and B", "ensembling gain", "map correlation", "region IoU",
-                      "flat maps A", "flat maps B"], rows,
+                      "flat maps A", "flat maps B", "pairs swapped"], rows,
                      lambda r: [f"{r['ciou50_a'] * 100:.1f}", f"{r['ciou50_b'] * 100:.1f}",
                                 f"{r['ciou50_mean'] * 100:.1f}", f"{r['ensemble_gain'] * 100:+.1f}",
                                 f"{r['map_correlation']:.3f}", f"{r['region_iou']:.3f}", f"{r['flat_a'] * 100:.0f}%",
-                                f"{r['flat_b'] * 100:.0f}%"])
+                                f"{r['flat_b'] * 100:.0f}%", "yes" if r.get("swap_pairs") else "no"])
+
+
+#: What each side of the position / seeds split averages: the networks' scores by position
+#: ("a", "b") in the jobs trained without and with ``swap_pairs``.
+SPLIT_SIDES = {"a": ("unswapped a",), "b": ("unswapped b",), "swapped a": ("swapped a",),
+               "swapped b": ("swapped b",), "position a": ("unswapped a", "swapped a"),
+               "position b": ("unswapped b", "swapped b"), "seeds a": ("unswapped a", "swapped b"),
+               "seeds b": ("unswapped b", "swapped a")}
+
+
+def seed_or_position(rows: list[dict]) -> str:
+    """Per method and variant, paired by seed over jobs trained both ways (``swap_pairs`` off and
+    on): A − B unswapped and swapped, the position's part and the seeds' part (CIoU@0.5), with the
+    mean over methods of each variant. Empty when no swapped job pairs with an unswapped one."""
+    groups: dict[str, dict[str, dict[str, dict[str, float]]]] = {}  # variant -> method -> network -> seed
+    for r in rows:
+        scores = groups.setdefault(r["variant"], {}).setdefault(f"{r['method']} | {r['ratio']}", {})
+        way = "swapped" if r.get("swap_pairs") else "unswapped"
+        for name in ("a", "b"):
+            scores.setdefault(f"{way} {name}", {})[r["seed"]] = r[f"ciou50_{name}"]
+    columns = [("a", "b"), ("swapped a", "swapped b"), ("position a", "position b"), ("seeds a", "seeds b")]
+    lines = ["| method | ratio | variant | A − B | A − B, pairs swapped | position A − position B | "
+             "pair A's seeds − pair B's seeds |", "|---|---|---|---|---|---|---|"]
+    for variant, methods in sorted(groups.items()):
+        means: list[list[dict]] = [[] for _ in columns]
+        for method, scores in sorted(methods.items()):
+            networks = [scores.get(name, {}) for name in ("unswapped a", "unswapped b", "swapped a", "swapped b")]
+            seeds = sorted(set.intersection(*map(set, networks)))
+            if not seeds:
+                continue
+            per_seed = {side: {s: {"ciou50": sum(scores[k][s] for k in keys) / len(keys)} for s in seeds}
+                        for side, keys in SPLIT_SIDES.items()}
+            diffs = [paired_difference(per_seed, x, y) for x, y in columns]
+            for column, diff in zip(means, diffs):
+                column.append(diff)
+            lines.append(f"| {method} | {variant} | " + " | ".join(format_difference(d) for d in diffs) + " |")
+        if means[0]:
+            lines.append(f"| *mean over methods* | | {variant} | " + " | ".join(format_mean(m) for m in means) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def network_summary(rows: list[dict]) -> str:
@@ -126,13 +171,18 @@ def main(argv: list[str] | None = None) -> int:
         for out in args.out:
             for where, model, test in finished_jobs(out, args.method):
                 if len(model.inference_networks()) == 2:
-                    rows.append({**where, **agreement(model, test)})
+                    rows.append({**where, "swap_pairs": model.config.swap_pairs, **agreement(model, test)})
     if not rows:
         raise SystemExit(f"{[str(o) for o in args.out + args.from_json]}: no finished two-network job "
                          "(DMT or naive ensemble); run benchmarks/run.py --variants dmt naive_ensemble --out there first")
+    unswapped = [r for r in rows if not r.get("swap_pairs")]
     text = (f"# Do the two networks agree?\n\nCommand: `{command_line('agreement.py', argv)}`\n"
             "CIoU@0.5 in points; the ensembling gain is the mean's CIoU@0.5 minus the average of A's and B's.\n\n"
-            f"{markdown(rows)}\n\nPaired by seed, mean ± s.e. (seeds agreeing in sign):\n\n{network_summary(rows)}\n")
+            f"{markdown(rows)}\n\nPaired by seed, mean ± s.e. (seeds agreeing in sign):\n\n"
+            f"{network_summary(unswapped)}\n")
+    split = seed_or_position(rows)
+    if split:
+        text += f"\nNetwork A against B, split into position and seeds (jobs trained with and without swap_pairs):\n\n{split}\n"
     print(text)
     if args.json:
         write_text_atomic(args.json, json.dumps({"command": command_line("agreement.py", argv), "rows": rows},

@@ -187,6 +187,29 @@ def test_network_summary_pairs_dmt_with_one_naive_network_counted_both_ways():
                          "| *mean over methods* | ratio0.1 | — | +0.0 ± 2.0 (0/2) | — | — |"]
 
 
+def test_swapped_jobs_split_a_minus_b_into_position_and_seeds(tmp_path, capsys):
+    from benchmarks import agreement
+
+    def row(seed, a, b, swapped=False, variant="naive_ensemble"):
+        return {"method": "m", "ratio": "ratio0.03", "seed": seed, "variant": variant, "swap_pairs": swapped,
+                "ciou50_a": a, "ciou50_b": b, "ciou50_mean": (a + b) / 2, "ensemble_gain": 0.0,
+                "map_correlation": 0.5, "region_iou": 0.5, "flat_a": 0.0, "flat_b": 0.0}
+
+    rows = [row("seed0", 0.50, 0.40), row("seed1", 0.60, 0.56), row("seed0", 0.42, 0.50, swapped=True),
+            row("seed1", 0.54, 0.62, swapped=True), row("seed0", 0.5, 0.5, variant="dmt")]
+    # A − B: +10, +4; swapped: −8, −8; position (A's two scores − B's two, halved): +1, −2;
+    # seeds (pair A's seeds in either position − pair B's): +9, +6; position + seeds = A − B
+    assert agreement.seed_or_position(rows).splitlines()[2:] == [
+        "| m | ratio0.03 | naive_ensemble | +7.0 ± 3.0 (2/2) | -8.0 ± 0.0 (2/2) | -0.5 ± 1.5 (1/2) | +7.5 ± 1.5 (2/2) |",
+        "| *mean over methods* | | naive_ensemble | +7.0 ± 3.0 (2/2) | -8.0 ± 0.0 (2/2) | -0.5 ± 1.5 (1/2) | +7.5 ± 1.5 (2/2) |"]
+    assert agreement.seed_or_position([r for r in rows if not r["swap_pairs"]]) == ""  # nothing to pair with
+    stored = tmp_path / "rows.json"
+    stored.write_text(json.dumps({"rows": rows}))
+    assert agreement.main(["--from-json", str(stored)]) == 0
+    printed = capsys.readouterr().out  # the swapped jobs stay out of the unswapped A − B
+    assert "| m | ratio0.03 | +7.0 ± 3.0 (2/2) |" in printed and "split into position and seeds" in printed
+
+
 def audio_scenes(n: int = 4):
     """Scenes with the sounding object on the right half and a silent one bottom left; clip i's
     audio carries the value i."""
