@@ -161,10 +161,13 @@ class Augmenter:
     def __init__(self, config: AugmentConfig | None = None) -> None:
         self.config = config or AugmentConfig()
 
+    def weak_flips(self, batch: int, generator: torch.Generator) -> Tensor:
+        """Which of ``batch`` samples the weak view flips (``[batch]`` bool, on the CPU)."""
+        return sample_geometry(batch, generator, (1.0, 1.0), self.config.weak_flip_p).flip
+
     def weak(self, images: Tensor, generator: torch.Generator, *maps: Tensor) -> tuple[Tensor, ...]:
         """Horizontal flip only; returns the image and each aligned map."""
-        params = sample_geometry(images.shape[0], generator, (1.0, 1.0), self.config.weak_flip_p)
-        flip = params.flip.to(images.device, non_blocking=True)
+        flip = self.weak_flips(images.shape[0], generator).to(images.device, non_blocking=True)
         return tuple(mirror(x, flip) for x in (images, *maps))
 
     def strong(self, images: Tensor, audio: Tensor, generator: torch.Generator,

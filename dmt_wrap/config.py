@@ -22,14 +22,14 @@ LEGACY_VALUES: dict[str, Any] = {"pseudo_loss_norm": "kept"}
 STAGE2_FIELDS = frozenset({
     "steps", "noise_filter", "pseudo_label", "pseudo_label_shape", "max_label_area", "delta", "delta_mode",
     "tau", "ema_decay", "lambda_u", "rampup_steps", "pseudo_loss_norm", "inference", "recalibrate_teachers",
-    "unlabeled_augment", "audio_contrast",
+    "unlabeled_augment", "audio_contrast", "separate_teacher_views",
 })
 
 #: Fields only the teachers' path reads (their EMA, their pseudo-labels and those labels' loss
 #: weight): a config without teachers trains bit-identical networks whatever their values.
 TEACHER_FIELDS = frozenset({
     "noise_filter", "pseudo_label", "pseudo_label_shape", "max_label_area", "delta", "delta_mode", "tau",
-    "ema_decay", "lambda_u", "rampup_steps", "pseudo_loss_norm", "audio_contrast",
+    "ema_decay", "lambda_u", "rampup_steps", "pseudo_loss_norm", "audio_contrast", "separate_teacher_views",
 })
 
 
@@ -71,6 +71,10 @@ class DMTConfig:
     next one of the unlabeled batch, so it needs an unlabeled batch of at least two): what a teacher
     lights whatever the audio (a silent object it takes for a source) does not become a pseudo-label.
     It costs one more forward per teacher and step.
+    ``separate_teacher_views``: each teacher sees its own weak-view flip draw of the unlabeled batch
+    (over the shared weak view the students' targets live in) and its map is flipped back before
+    filtering: where a network is not mirror-symmetric the teachers then disagree, and the consensus
+    filter reads that as doubt (teacher diversity, without changing what the students see).
     ``mismatch_weight``: weight of a loss that teaches each network to use the audio: every sample
     with a target (labels, kept pseudo-labels) goes through the student once more with the next
     clip's audio of its batch, and the map there is pushed towards 0 on the target's pixels
@@ -115,6 +119,7 @@ class DMTConfig:
     swap_pairs: bool = False
     recalibrate_teachers: bool = False
     audio_contrast: bool = False
+    separate_teacher_views: bool = False
     mismatch_weight: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     unlabeled_augment: AugmentConfig | None = None

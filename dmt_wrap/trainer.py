@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from . import distributed
-from .augment import Augmenter
+from .augment import Augmenter, mirror
 from .callbacks import CHECKPOINT_NAME, Callback, Checkpoint, EMATeachers, Evaluation, History, ProgressBar
 from .checkpoint import MODEL_KEYS, PAIR_NAMES, CheckpointError, load_checkpoint, require_keys
 from .config import DMTConfig
@@ -284,16 +284,23 @@ class Trainer:
     @torch.no_grad()
     def _teacher_probs(self, images: Tensor, audio: Tensor) -> list[Tensor]:
         """Each teacher's confidence maps at the images' resolution (``audio_contrast``: against the
-        maps under the next clip's audio, ``contrast_with_other_audio``)."""
+        maps under the next clip's audio, ``contrast_with_other_audio``). With
+        ``separate_teacher_views`` each teacher sees its own flip draw of ``images`` and its map is
+        flipped back, so that every map lies in ``images``' frame."""
         probs = []
-        layout = self._images(images)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast_enabled):
-            for teacher in self.model.teachers:
+            for k, teacher in enumerate(self.model.teachers):
+                flip = None
+                if self.cfg.separate_teacher_views:
+                    flip = self.augmenter.weak_flips(images.shape[0], self._generator("teacher_view", self.cfg.seed_index(k)))
+                    flip = flip.to(images.device, non_blocking=True)
+                layout = self._images(images if flip is None else mirror(images, flip))
                 prob = torch.sigmoid(teacher.module(layout, audio).map.float())
                 if self.cfg.audio_contrast:
                     other = torch.sigmoid(teacher.module(layout, audio.roll(1, dims=0)).map.float())
                     prob = contrast_with_other_audio(prob, other)
-                probs.append(upsample_maps(prob, images.shape[-2:]))
+                prob = upsample_maps(prob, images.shape[-2:])
+                probs.append(prob if flip is None else mirror(prob, flip))
         return probs
 
     def train_step(self, stage: str, batches: Mapping[str, dict[str, Tensor]] | None = None) -> dict[str, float]:

@@ -263,6 +263,41 @@ def test_audio_contrast_drops_what_a_teacher_lights_whatever_the_audio():
     assert not labels[True][1].any()
 
 
+class LeftLeaning(ObjectnessAndSound):
+    """ObjectnessAndSound plus a pull towards the left edge: a network that is not mirror-symmetric."""
+
+    def forward(self, images, audio):
+        probs, _ = super().forward(images, audio)
+        ramp = torch.linspace(0.3, 0.0, images.shape[-1])
+        return (probs + ramp).clamp(0, 1), None
+
+
+@pytest.mark.parametrize("net", [ObjectnessAndSound, LeftLeaning], ids=["symmetric", "left-leaning"])
+def test_separate_teacher_views_flip_each_teachers_map_back_into_the_shared_frame(net):
+    """A teacher that sees the mirror image (``weak_flip_p`` 1) answers in the shared frame once its
+    map is flipped back: a mirror-symmetric network answers exactly as with the shared view; one that
+    leans left leans right, which the flipped-back map shows."""
+    images = torch.zeros(2, 3, 8, 8)
+    images[:, 0, :4, :3] = 1.0                # an object on the left
+    audio = torch.ones(2, 32)
+    data = [{"image": images[i], "audio": audio[i], "mask": images[i, 0]} for i in range(2)]
+    probs = {}
+    for separate in (False, True):
+        cfg = FAST.replace(separate_teacher_views=separate, batch_size=2, labeled_batch_size=2,
+                           augment=AugmentConfig(weak_flip_p=1.0))
+        model = DualMeanTeacher(net, cfg)
+        model.start_teachers()
+        probs[separate] = Trainer(model, data, data, progress=False)._teacher_probs(images, audio)
+    shared, own = probs[False][0], probs[True][0]
+    assert torch.equal(own, probs[True][1])
+    if net is ObjectnessAndSound:
+        assert torch.equal(own, shared)
+    else:  # the empty rows show the lean mirrored; the object stays where it is, on the left
+        assert not torch.allclose(own, shared)
+        assert torch.allclose(own[:, 4:], shared[:, 4:].flip(-1), atol=1e-6)
+        assert own[:, :4, :3].min() > own[:, :4, 3:].max()
+
+
 def test_mismatched_audio_loss_counts_only_the_target_pixels_of_samples_with_a_target():
     target = torch.zeros(3, 4, 4)
     target[0, :2, :2] = 1                     # sample 0: a 2x2 target

@@ -132,7 +132,7 @@ def test_without_teachers_the_teacher_fields_change_nothing_bit_for_bit():
     labeled, unlabeled = SquaresDataset(8, seed=1), SquaresDataset(24, seed=2)
     teacher_fields = dict(lambda_u=3.0, rampup_steps=2, delta=0.3, tau=0.8, ema_decay=0.9, pseudo_loss_norm="kept",
                           pseudo_label="union", pseudo_label_shape="mask", max_label_area=0.5, delta_mode="relative",
-                          noise_filter=False, audio_contrast=True)
+                          noise_filter=False, audio_contrast=True, separate_teacher_views=True)
     assert set(teacher_fields) == TEACHER_FIELDS  # every field the claim covers is changed here
     ensemble = ablation("naive_ensemble", FAST)
     models = [DualMeanTeacher(ToyNet, cfg) for cfg in (ensemble, ensemble.replace(**teacher_fields))]
