@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{network_summary(unswapped)}\n")
     split = seed_or_position(rows)
     if split:
-        text += f"\nNetwork A against B, split into position and seeds (jobs trained with and without swap_pairs):\n\n{split}\n"
+        text += ("\nNetwork A against B, split into position and seeds (jobs trained with and without "
+                 f"swap_pairs):\n\n{split}\n")
     print(text)
     if args.json:
         write_text_atomic(args.json, json.dumps({"command": command_line("agreement.py", argv), "rows": rows},

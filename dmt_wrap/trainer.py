@@ -235,8 +235,9 @@ class Trainer:
         if self.unlabeled_augmenter is None or len(parts) < 2:
             images, audio, target = (torch.cat(items) for items in zip(*parts))
             return (*self.augmenter.strong(images, audio, self._generator("strong", seed_index), target), n_lab)
+        unlabeled_view = self._generator("strong_unlabeled", seed_index)
         views = [self.augmenter.strong(*parts[0][:2], self._generator("strong", seed_index), parts[0][2]),
-                 self.unlabeled_augmenter.strong(*parts[1][:2], self._generator("strong_unlabeled", seed_index), parts[1][2])]
+                 self.unlabeled_augmenter.strong(*parts[1][:2], unlabeled_view, parts[1][2])]
         images, audio, target = (torch.cat(items) for items in zip(*views))
         return images, audio, target, n_lab
 
@@ -292,8 +293,8 @@ class Trainer:
             for k, teacher in enumerate(self.model.teachers):
                 flip = None
                 if self.cfg.separate_teacher_views:
-                    flip = self.augmenter.weak_flips(images.shape[0], self._generator("teacher_view", self.cfg.seed_index(k)))
-                    flip = flip.to(images.device, non_blocking=True)
+                    generator = self._generator("teacher_view", self.cfg.seed_index(k))
+                    flip = self.augmenter.weak_flips(images.shape[0], generator).to(images.device, non_blocking=True)
                 layout = self._images(images if flip is None else mirror(images, flip))
                 prob = torch.sigmoid(teacher.module(layout, audio).map.float())
                 if self.cfg.audio_contrast:
