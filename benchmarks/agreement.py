@@ -23,7 +23,8 @@ Jobs trained with ``swap_pairs`` (network A on pair B's seeds and B on A's, each
 position; ``--train-args '{"swap_pairs": true}'``) are kept out of those tables and, where they pair
 with unswapped jobs of the same method, variant and seed, split A − B into what the position
 gives (position A minus position B, each averaged over both seed assignments) and what the seeds
-give (pair A's seeds minus pair B's, each averaged over both positions).
+give (pair A's seeds minus pair B's, each averaged over both positions); DMT is then also compared
+with the naive network at position A (where a naive run trains) averaged over both seed assignments.
 """
 from __future__ import annotations
 
@@ -99,17 +100,21 @@ SPLIT_SIDES = {"a": ("unswapped a",), "b": ("unswapped b",), "swapped a": ("swap
 
 def seed_or_position(rows: list[dict]) -> str:
     """Per method and variant, paired by seed over jobs trained both ways (``swap_pairs`` off and
-    on): A − B unswapped and swapped, the position's part and the seeds' part (CIoU@0.5), with the
-    mean over methods of each variant. Empty when no swapped job pairs with an unswapped one."""
+    on): A − B unswapped and swapped, the position's part and the seeds' part (CIoU@0.5), and for
+    the naive ensemble DMT minus its network at position A averaged over both seed assignments
+    (the naive network a user trains, freed of which seeds pair A drew), with the mean over methods
+    of each variant. Empty when no swapped job pairs with an unswapped one."""
     groups: dict[str, dict[str, dict[str, dict[str, float]]]] = {}  # variant -> method -> network -> seed
     for r in rows:
         scores = groups.setdefault(r["variant"], {}).setdefault(f"{r['method']} | {r['ratio']}", {})
         way = "swapped" if r.get("swap_pairs") else "unswapped"
-        for name in ("a", "b"):
+        for name in ("a", "b", "mean"):
             scores.setdefault(f"{way} {name}", {})[r["seed"]] = r[f"ciou50_{name}"]
-    columns = [("a", "b"), ("swapped a", "swapped b"), ("position a", "position b"), ("seeds a", "seeds b")]
+    columns = [("a", "b"), ("swapped a", "swapped b"), ("position a", "position b"), ("seeds a", "seeds b"),
+               ("dmt", "position a")]
     lines = ["| method | ratio | variant | A − B | A − B, pairs swapped | position A − position B | "
-             "pair A's seeds − pair B's seeds |", "|---|---|---|---|---|---|---|"]
+             "pair A's seeds − pair B's seeds | DMT − naive at position A, both seed sets |",
+             "|---|---|---|---|---|---|---|---|"]
     for variant, methods in sorted(groups.items()):
         means: list[list[dict]] = [[] for _ in columns]
         for method, scores in sorted(methods.items()):
@@ -119,9 +124,13 @@ def seed_or_position(rows: list[dict]) -> str:
                 continue
             per_seed = {side: {s: {"ciou50": sum(scores[k][s] for k in keys) / len(keys)} for s in seeds}
                         for side, keys in SPLIT_SIDES.items()}
+            if variant == "naive_ensemble":
+                dmt = groups.get("dmt", {}).get(method, {}).get("unswapped mean", {})
+                per_seed["dmt"] = {s: {"ciou50": value} for s, value in dmt.items()}
             diffs = [paired_difference(per_seed, x, y) for x, y in columns]
             for column, diff in zip(means, diffs):
-                column.append(diff)
+                if diff is not None:
+                    column.append(diff)
             lines.append(f"| {method} | {variant} | " + " | ".join(format_difference(d) for d in diffs) + " |")
         if means[0]:
             lines.append(f"| *mean over methods* | | {variant} | " + " | ".join(format_mean(m) for m in means) + " |")

@@ -198,10 +198,13 @@ def test_swapped_jobs_split_a_minus_b_into_position_and_seeds(tmp_path, capsys):
     rows = [row("seed0", 0.50, 0.40), row("seed1", 0.60, 0.56), row("seed0", 0.42, 0.50, swapped=True),
             row("seed1", 0.54, 0.62, swapped=True), row("seed0", 0.5, 0.5, variant="dmt")]
     # A − B: +10, +4; swapped: −8, −8; position (A's two scores − B's two, halved): +1, −2;
-    # seeds (pair A's seeds in either position − pair B's): +9, +6; position + seeds = A − B
+    # seeds (pair A's seeds in either position − pair B's): +9, +6; position + seeds = A − B;
+    # DMT (seed 0 only) − position A over both seed sets: 0.50 − (0.50 + 0.42) / 2
     assert agreement.seed_or_position(rows).splitlines()[2:] == [
-        "| m | ratio0.03 | naive_ensemble | +7.0 ± 3.0 (2/2) | -8.0 ± 0.0 (2/2) | -0.5 ± 1.5 (1/2) | +7.5 ± 1.5 (2/2) |",
-        "| *mean over methods* | | naive_ensemble | +7.0 ± 3.0 (2/2) | -8.0 ± 0.0 (2/2) | -0.5 ± 1.5 (1/2) | +7.5 ± 1.5 (2/2) |"]
+        "| m | ratio0.03 | naive_ensemble | +7.0 ± 3.0 (2/2) | -8.0 ± 0.0 (2/2) | -0.5 ± 1.5 (1/2) | +7.5 ± 1.5 (2/2) "
+        "| +4.0 (1/1) |",
+        "| *mean over methods* | | naive_ensemble | +7.0 ± 3.0 (2/2) | -8.0 ± 0.0 (2/2) | -0.5 ± 1.5 (1/2) "
+        "| +7.5 ± 1.5 (2/2) | +4.0 |"]
     assert agreement.seed_or_position([r for r in rows if not r["swap_pairs"]]) == ""  # nothing to pair with
     stored = tmp_path / "rows.json"
     stored.write_text(json.dumps({"rows": rows}))
