@@ -90,8 +90,9 @@ def markdown(rows: list[dict]) -> str:
                                 f"{r['flat_b'] * 100:.0f}%", "yes" if r.get("swap_pairs") else "no"])
 
 
-#: What each side of the position / seeds split averages: the networks' scores by position
-#: ("a", "b") in the jobs trained without and with ``swap_pairs``.
+#: The networks' scores by position ("a", "b") in the jobs trained without and with ``swap_pairs``,
+#: and what each side of the position / seeds split averages of them.
+SPLIT_NETWORKS = ("unswapped a", "unswapped b", "swapped a", "swapped b")
 SPLIT_SIDES = {"a": ("unswapped a",), "b": ("unswapped b",), "swapped a": ("swapped a",),
                "swapped b": ("swapped b",), "position a": ("unswapped a", "swapped a"),
                "position b": ("unswapped b", "swapped b"), "seeds a": ("unswapped a", "swapped b"),
@@ -118,8 +119,7 @@ def seed_or_position(rows: list[dict]) -> str:
     for variant, methods in sorted(groups.items()):
         means: list[list[dict]] = [[] for _ in columns]
         for method, scores in sorted(methods.items()):
-            networks = [scores.get(name, {}) for name in ("unswapped a", "unswapped b", "swapped a", "swapped b")]
-            seeds = sorted(set.intersection(*map(set, networks)))
+            seeds = sorted(set.intersection(*(set(scores.get(name, {})) for name in SPLIT_NETWORKS)))
             if not seeds:
                 continue
             per_seed = {side: {s: {"ciou50": sum(scores[k][s] for k in keys) / len(keys)} for s in seeds}
