@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -26,9 +26,6 @@ from .checkpoint import CheckpointError
 from .checksums import verify_sums, write_sums
 from .config import DMTConfig
 
-if TYPE_CHECKING:
-    from .wrapper import DualMeanTeacher
-
 FORMAT = "dmt_wrap.pretrained"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -36,7 +33,24 @@ CONFIG_FILE = "config.json"
 PREFIX = "networks"
 
 
-def inference_modules(model: "DualMeanTeacher") -> tuple[str, list[nn.Module]]:
+class ExportableModel(Protocol):
+    """What export and loading need of a model (``DualMeanTeacher`` is one); a protocol, so that
+    this module does not import the wrapper that imports it."""
+
+    config: DMTConfig
+    students: nn.ModuleList
+    teachers: nn.ModuleList
+
+    @property
+    def has_teachers(self) -> bool: ...
+
+    @property
+    def network_name(self) -> str: ...
+
+    def start_teachers(self) -> None: ...
+
+
+def inference_modules(model: ExportableModel) -> tuple[str, list[nn.Module]]:
     """``("teachers", modules)`` or ``("students", modules)``: the calibrated networks inference uses.
 
     Both teachers are kept even under ``inference="a"``, so the exported model can still
@@ -47,7 +61,7 @@ def inference_modules(model: "DualMeanTeacher") -> tuple[str, list[nn.Module]]:
     return "students", list(model.students)
 
 
-def inference_tensors(model: "DualMeanTeacher") -> tuple[str, dict[str, torch.Tensor]]:
+def inference_tensors(model: ExportableModel) -> tuple[str, dict[str, torch.Tensor]]:
     """The inference networks' state as ``networks.<i>.<name>`` CPU tensors (own storage each)."""
     source, modules = inference_modules(model)
     tensors = {f"{PREFIX}.{index}.{name}": value.detach().to("cpu").contiguous().clone()
@@ -55,12 +69,13 @@ def inference_tensors(model: "DualMeanTeacher") -> tuple[str, dict[str, torch.Te
     return source, tensors
 
 
-def write_pretrained(model: "DualMeanTeacher", folder: str | os.PathLike, *, network: str,
+def write_pretrained(model: ExportableModel, folder: str | os.PathLike, *, network: str | None,
                      network_kwargs: dict[str, Any], data: dict[str, Any], preset: str | None = None,
                      metrics: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
     """Write ``model`` as a portable folder; it appears complete or not at all.
 
-    ``network`` is the registered name ``from_pretrained`` rebuilds with ``network_kwargs``;
+    ``network`` is the registered name ``from_pretrained`` rebuilds with ``network_kwargs``
+    (``None`` for an unregistered network of your own: loading it then needs ``backbone_factory``);
     ``data`` must hold ``image_size``, ``sample_rate`` and ``duration`` (what the network
     expects as input); ``metrics`` e.g. ``{"scores": {...}, "test_set": "..."}``.
     Everything is written into a temporary sibling folder that is renamed at the end.
@@ -148,19 +163,18 @@ def network_factory(config: dict[str, Any]) -> Callable[[], nn.Module]:
     return lambda: constructor(**kwargs)
 
 
-def load_pretrained(folder: str | os.PathLike, backbone_factory: Callable[[], nn.Module] | None = None,
-                    device: str | torch.device | None = None) -> "DualMeanTeacher":
+def load_pretrained(model_class: Callable[..., ExportableModel], folder: str | os.PathLike,
+                    backbone_factory: Callable[[], nn.Module] | None = None,
+                    device: str | torch.device | None = None) -> ExportableModel:
     """Rebuild an exported model; its ``localize`` gives the original's maps.
 
     Without ``backbone_factory`` the network is rebuilt by its registered name (packages
     advertised under the ``dmt_wrap.networks`` entry-point group are imported on demand).
     """
-    from .wrapper import DualMeanTeacher
-
     folder = Path(folder)
     config = read_config(folder)
     factory = backbone_factory or network_factory(config)
-    model = DualMeanTeacher(factory, DMTConfig.from_dict(config["train"]), device=device)
+    model = model_class(factory, DMTConfig.from_dict(config["train"]), device=device)
     recorded = config["network"]["class"]
     if model.network_name != recorded:
         raise CheckpointError(f"{folder} was exported from network {recorded!r} "

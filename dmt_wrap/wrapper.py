@@ -234,4 +234,4 @@ class DualMeanTeacher(nn.Module):
         """
         from .pretrained import load_pretrained
 
-        return load_pretrained(folder, backbone_factory, device=device)
+        return load_pretrained(cls, folder, backbone_factory, device=device)
