@@ -30,6 +30,7 @@ from dmt_wrap.filtering import SILENT_RATES
 
 from benchmarks.data import ComparisonData
 from benchmarks.files import job_lock
+from benchmarks.layout import CHECKPOINTS, MODEL, RESULT, SETTINGS, job_folder
 from benchmarks.presets import Preset
 from benchmarks.variants import Variant
 
@@ -47,7 +48,7 @@ class Job:
     seed: int
 
     def folder(self, out: Path) -> Path:
-        return out / "jobs" / self.method / f"ratio{self.ratio:g}" / f"seed{self.seed}" / self.variant.name
+        return job_folder(out, self.method, self.ratio, self.seed, self.variant.name)
 
 
 def backbone_factory(method: str, preset: Preset):
@@ -125,7 +126,7 @@ class WarmupCache(Callback):
 
 def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, device: str | None,
                 progress: bool, warmup_cache: Path | None = None) -> dict[str, Any]:
-    result_file = folder / "result.json"
+    result_file = folder / RESULT
     config = job.variant.config(preset.train.replace(seed=job.seed))
     settings = {"train": config.to_dict(), "network": preset.network_kwargs(job.method),
                 "data": {k: getattr(preset, k) for k in ("tier", "image_size", "sample_rate", "duration",
@@ -133,7 +134,7 @@ def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, de
     check_same_settings(folder, settings)
     if result_file.exists():
         return json.loads(result_file.read_text())
-    write_text_atomic(folder / "settings.json", json.dumps(settings, indent=1))
+    write_text_atomic(folder / SETTINGS, json.dumps(settings, indent=1))
     model = DualMeanTeacher(backbone_factory(job.method, preset), config, device=device)
     curve_set = Subset(data.test, range(min(preset.curve_size, len(data.test))))
     batch = config.batch_size
@@ -145,11 +146,11 @@ def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, de
     labeled, unlabeled = training_sets(data, job.variant)
     callbacks, warmup_from = [], None
     if warmup_cache is not None and config.warmup_steps > 0 and job.variant.labels != "none":
-        cache = WarmupCache(warmup_cache, job, config, settings, data.description, folder / "ckpt")
+        cache = WarmupCache(warmup_cache, job, config, settings, data.description, folder / CHECKPOINTS)
         callbacks.append(cache)
         warmup_from = cache.available()
     start = time.perf_counter()
-    history = model.fit(labeled, unlabeled, checkpoint_dir=folder / "ckpt", resume=True, progress=progress,
+    history = model.fit(labeled, unlabeled, checkpoint_dir=folder / CHECKPOINTS, resume=True, progress=progress,
                         eval_fn=curve_point, callbacks=callbacks, warmup_from=warmup_from)
     train_seconds = sum(row["seconds"] for row in history)
     scores = evaluate_model(model.localize, data.test, batch_size=batch, device=model.device, progress=False)
@@ -171,7 +172,7 @@ def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, de
         **{name: _mean(stage2, name) for name in SILENT_RATES},
         "history": history, "config": config.to_dict(),
     }
-    model.save(folder / "model.pt")
+    model.save(folder / MODEL)
     write_text_atomic(result_file, json.dumps(result, indent=1))
     return result
 
@@ -179,7 +180,7 @@ def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, de
 def check_same_settings(folder: Path, settings: dict[str, Any]) -> None:
     """Refuse to resume or reuse a job folder trained with other settings (e.g. other --steps);
     settings its training never reads (``DMTConfig.training_settings``) may differ."""
-    stored = folder / "settings.json"
+    stored = folder / SETTINGS
     if not stored.exists():
         return
     before, now = _comparable(json.loads(stored.read_text())), _comparable(settings)

@@ -30,6 +30,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks.layout import RESULT, job_folders
 from benchmarks.report import (command_line, format_difference, gains_payload, paired_difference,
                                paired_gains_table, paired_payload)
 from dmt_wrap.atomic import write_text_atomic
@@ -37,7 +38,7 @@ from dmt_wrap.atomic import write_text_atomic
 
 def finished_results(out: Path) -> list[dict[str, Any]]:
     """Every finished job's ``result.json`` under ``out/jobs``, without its history."""
-    files = sorted((out / "jobs").glob("*/ratio*/seed*/*/result.json"))
+    files = [folder / RESULT for folder in job_folders(out, needs=(RESULT,))]
     if not files:
         raise SystemExit(f"{out}: no finished job (jobs/<method>/ratio<R>/seed<S>/<variant>/result.json); "
                          "pass a run.py --out folder.")

@@ -27,6 +27,7 @@ from baselines.registry import available
 from benchmarks.comparison import Job, reference_scores, run_job
 from benchmarks.composed import TIERS
 from benchmarks.data import apply_split, real, synthetic
+from benchmarks.layout import MODEL, results_file
 from benchmarks.presets import PRESETS, Preset
 from benchmarks.report import (SINGLE_NETWORK_SUFFIX, aggregate, command_line, gains_payload, gains_table,
                                method_table, paired_gains_table, plot_curves, plot_ratio_curve,
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     write_text_atomic(args.out / "results.md", markdown)
     write_json(args.out / "gains.json", {"preset": preset.name, "meaningful": preset.meaningful,
                                          "command": command_line("run.py", argv), "ratios": gains})
-    write_json(args.out / "results.json", {
+    write_json(results_file(args.out), {
         "preset": preset.name, "meaningful": preset.meaningful, "data": sorted(descriptions),
         "references": references,
         "rows": [{"method": k[0], "ratio": k[1], "variant": k[2], **v} for k, v in table.items()],
@@ -219,7 +220,7 @@ def save_overlays(args: argparse.Namespace, preset, data_cache, path: Path) -> N
     gt = torch.stack([i["mask"] for i in items])
     rows_images, rows_maps, titles = [], [], []
     for name in args.variants:
-        model_file = Job(job0.method, VARIANTS[name], job0.ratio, job0.seed).folder(args.out) / "model.pt"
+        model_file = Job(job0.method, VARIANTS[name], job0.ratio, job0.seed).folder(args.out) / MODEL
         if not model_file.exists():
             continue
         model = DualMeanTeacher.load(model_file, backbone_factory(job0.method, preset), device=args.device)
