@@ -27,6 +27,7 @@ from dmt_wrap.atomic import atomic_path, write_text_atomic
 from dmt_wrap.callbacks import WARMUP_CHECKPOINT_NAME, Callback
 from dmt_wrap.evaluation import evaluate_model
 from dmt_wrap.filtering import SILENT_RATES
+from dmt_wrap.machine import machine_record
 
 from benchmarks.data import ComparisonData
 from benchmarks.files import job_lock
@@ -170,6 +171,7 @@ def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, de
         "keep_rate": _mean(stage2, "keep_rate"), "pseudo_precision": _mean(stage2, "pseudo_precision"),
         "pseudo_iou": _mean(stage2, "pseudo_iou"),
         **{name: _mean(stage2, name) for name in SILENT_RATES},
+        "machine": machine_record(torch.get_num_threads(), model.device),
         "history": history, "config": config.to_dict(),
     }
     model.save(folder / MODEL)

@@ -35,6 +35,8 @@ from benchmarks.report import (SINGLE_NETWORK_SUFFIX, aggregate, command_line, g
 from benchmarks.variants import ABLATION_VARIANTS, DEFAULT_VARIANTS, NAIVE, VARIANTS
 from dmt_wrap import DMTConfig
 from dmt_wrap.atomic import write_text_atomic
+from dmt_wrap.distributed import resolve_device
+from dmt_wrap.machine import describe, machine_record
 
 log = logging.getLogger("benchmarks")
 
@@ -120,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("dmt_wrap").setLevel(logging.INFO if args.no_progress else logging.WARNING)
     preset = configured_preset(args)
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) - preset.train.num_workers))
+    machine = machine_record(torch.get_num_threads(), resolve_device(args.device))
     args.out.mkdir(parents=True, exist_ok=True)
     variants = [VARIANTS[v] for v in args.variants]
     if "naive" in args.variants and "naive_ensemble" in args.variants:
@@ -153,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if not preset.meaningful:
         header += ["**--quick run: checks the whole path; these numbers are NOT meaningful.**", ""]
     header += [f"Data: {d}" for d in sorted(descriptions)]
-    header += [f"Command: `{command_line('run.py', argv)}`",
+    header += [f"Command: `{command_line('run.py', argv)}`", f"Machine: {describe(machine)}",
                f"Seeds: {args.seeds}; metrics in % (mean ± std over seeds when several); equal updates per "
                f"network: {preset.train.warmup_steps} warm-up + {preset.train.steps} steps.", ""]
     sections = []
@@ -179,10 +182,10 @@ def main(argv: list[str] | None = None) -> int:
                             "seeds, (seeds agreeing in sign / seeds))\n\n" + paired_gains_table(payload))
     markdown = "\n".join(header) + "\n" + "\n\n".join(sections) + "\n"
     write_text_atomic(args.out / "results.md", markdown)
-    write_json(args.out / "gains.json", {"preset": preset.name, "meaningful": preset.meaningful,
+    write_json(args.out / "gains.json", {"preset": preset.name, "meaningful": preset.meaningful, "machine": machine,
                                          "command": command_line("run.py", argv), "ratios": gains})
     write_json(results_file(args.out), {
-        "preset": preset.name, "meaningful": preset.meaningful, "data": sorted(descriptions),
+        "preset": preset.name, "meaningful": preset.meaningful, "machine": machine, "data": sorted(descriptions),
         "references": references,
         "rows": [{"method": k[0], "ratio": k[1], "variant": k[2], **v} for k, v in table.items()],
         "runs": [{k: v for k, v in r.items() if k != "history"} for r in results],
