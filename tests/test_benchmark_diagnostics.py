@@ -1,32 +1,23 @@
-"""benchmarks/headroom.py (ceiling minus naive per tier), pointing_breakdown.py and sspl_pooling.py."""
+"""The diagnostics of ``benchmarks/diagnostics/``: agreement, audio dependence, pointing breakdown."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from benchmarks import headroom, pointing_breakdown, sspl_pooling
+from benchmarks.diagnostics import agreement, audio_dependence, pointing_breakdown
+from tests.child_env import same_code_env
 from tests.test_benchmark_run import run, tiny_preset  # noqa: F401  (the fixture)
 
 
-def test_headroom_runs_naive_and_ceiling_per_tier_and_tabulates_the_difference(tiny_preset, tmp_path):
-    out = tmp_path / "headroom"
-    argv = ["--method", "ezvsl", "--tiers", "flickr", "multi", "--out", str(out), "--quick", "--no-progress",
-            "--threads", "1"]
-    assert headroom.main(argv) == 0
-    payload = json.loads((out / "headroom.json").read_text())
-    assert [row["tier"] for row in payload["rows"]] == ["flickr", "multi"]
-    for row in payload["rows"]:
-        tier_rows = {r["variant"]: r for r in json.loads((out / row["tier"] / "results.json").read_text())["rows"]}
-        assert set(tier_rows) == {"naive", "fully_supervised"}
-        for metric in ("ciou50", "pointing", "area_iou"):
-            naive, ceiling = tier_rows["naive"][metric][0], tier_rows["fully_supervised"][metric][0]
-            assert row[metric]["headroom"] == pytest.approx(ceiling - naive)
-    markdown = (out / "headroom.md").read_text()
-    assert "NOT meaningful" in markdown and "| flickr | 0.03 |" in markdown and "| multi | 0.03 |" in markdown
-
-    # where the maps of those jobs point: every scene's peak is in exactly one place
-    assert pointing_breakdown.main([str(out / "multi")]) == 0
-    payload = json.loads((out / "multi" / "pointing_breakdown.json").read_text())
+def test_where_the_maps_point_adds_up_and_its_sounding_share_is_the_pointing_game(tiny_preset, tmp_path):
+    out = tmp_path / "multi"  # two sounding objects and a silent one: scenes with and without a silent object
+    assert run.main(["--method", "ezvsl", "--quick", "--variants", "naive", "fully_supervised", "--tier", "multi",
+                     "--out", str(out), "--no-progress", "--threads", "1"]) == 0
+    assert pointing_breakdown.main([str(out)]) == 0
+    payload = json.loads((out / "pointing_breakdown.json").read_text())
     rows = payload["peaks"]
     assert {r["variant"] for r in rows} == {"naive", "fully_supervised"} and payload["pseudo_labels"] == []
     for r in rows:
@@ -36,8 +27,7 @@ def test_headroom_runs_naive_and_ceiling_per_tier_and_tabulates_the_difference(t
         assert (r["pointing_with_silent"] * with_silent + r["pointing_without_silent"] * without
                 == pytest.approx(r["peak_sounding"] * r["scenes"]))
     # the sounding share is the pointing game of the same model on the same scenes
-    scores = {r["variant"]: r["scores"]["pointing"]
-              for r in json.loads((out / "multi" / "results.json").read_text())["runs"]}
+    scores = {r["variant"]: r["scores"]["pointing"] for r in json.loads((out / "results.json").read_text())["runs"]}
     assert all(r["peak_sounding"] == pytest.approx(scores[r["variant"]]) for r in rows)
 
 
@@ -54,12 +44,6 @@ def test_pseudo_label_places_of_a_two_teacher_model(tiny_preset, tmp_path):
     assert labels["pl_keep_rate"] > 0.5
     assert labels["pl_on_sounding"] + labels["pl_on_silent"] + labels["pl_on_background"] == pytest.approx(1.0)
     assert "Pseudo-labels the teachers would give" in (out / "pointing_breakdown.md").read_text()
-
-
-def test_headroom_refuses_the_flags_it_sets(capsys):
-    with pytest.raises(SystemExit):
-        headroom.parse_args(["--variants", "dmt"])
-    assert "set by headroom.py" in capsys.readouterr().err
 
 
 def test_peak_places_splits_sounding_silent_and_background():
@@ -86,65 +70,30 @@ def test_pointing_breakdown_names_the_folder_without_jobs(tmp_path):
         pointing_breakdown.main([str(tmp_path)])
 
 
-def test_sspl_pooling_scores_every_region_of_each_sspl_job_reproducibly(tiny_preset, tmp_path):
-    out = tmp_path / "selfsup"
-    assert run.main(["--method", "sspl", "ezvsl", "--quick", "--variants", "self_supervised", "--out", str(out),
-                     "--no-progress", "--threads", "1"]) == 0
-    assert sspl_pooling.main([str(out)]) == 0
-    rows = json.loads((out / "sspl_pooling.json").read_text())
-    assert [(r["method"], r["variant"]) for r in rows] == [("sspl", "self_supervised")]  # EZ-VSL has no SimSiam
-    assert all(-1 <= rows[0][region] <= 1 for region in sspl_pooling.REGIONS)
-    assert len({rows[0][region] for region in sspl_pooling.REGIONS}) == len(sspl_pooling.REGIONS)
-    assert sspl_pooling.main([str(out)]) == 0 and json.loads((out / "sspl_pooling.json").read_text()) == rows
-    assert sspl_pooling.main([str(out), "--seed", "1"]) == 0
-    assert json.loads((out / "sspl_pooling.json").read_text()) != rows  # other second views
-    with pytest.raises(SystemExit, match="no finished SSPL job"):
-        sspl_pooling.main([str(tmp_path)])
-
-
-def test_sspl_second_view_moves_the_region_masks_with_the_image():
-    from baselines import registry
-
-    net = registry.build("sspl", encoder_size="tiny", sample_rate=8000, crop_scale=(0.5, 0.7))
-    mask = (torch.rand(4, 32, 32, generator=torch.Generator().manual_seed(0)) > 0.5).float()
-    images = mask[:, None].expand(4, 3, 32, 32).contiguous()
-    view, _, (moved,) = sspl_pooling.second_view_with_masks(net, images, torch.randn(4, 800), [mask],
-                                                            torch.Generator().manual_seed(0))
-    assert torch.allclose(view[:, 0], moved) and not torch.allclose(moved, mask)
-
-
 def test_agreement_of_two_networks_maps():
-    from benchmarks.agreement import map_agreement
-
     torch.manual_seed(0)
     maps = torch.rand(4, 8, 8)
-    correlation, iou = map_agreement(maps, maps)
+    correlation, iou = agreement.map_agreement(maps, maps)
     assert torch.allclose(correlation, torch.ones(4, dtype=torch.float64)) and torch.equal(iou, torch.ones(4).double())
-    correlation, iou = map_agreement(maps, 1 - maps)  # opposite maps: anti-correlated, disjoint top halves
+    correlation, iou = agreement.map_agreement(maps, 1 - maps)  # opposite maps: anti-correlated, disjoint top halves
     assert torch.allclose(correlation, -torch.ones(4, dtype=torch.float64)) and float(iou.max()) < 0.2
-    correlation, _ = map_agreement(maps, 3 * maps + 1)  # correlation ignores scale and offset
+    correlation, _ = agreement.map_agreement(maps, 3 * maps + 1)  # correlation ignores scale and offset
     assert torch.allclose(correlation, torch.ones(4, dtype=torch.float64))
 
 
 def test_flat_maps_are_those_with_the_same_value_everywhere():
-    from benchmarks.agreement import flat_maps
-
     maps = torch.full((3, 8, 8), 1 / 64)
     maps[1, 0, 0] += 1e-3  # one location apart: not flat
     maps[2] = torch.softmax(torch.zeros(64), 0).view(8, 8)  # a uniform attention, as a dead ReLU leaves it
-    assert flat_maps(maps).tolist() == [True, False, True]
+    assert agreement.flat_maps(maps).tolist() == [True, False, True]
 
 
 def test_agreement_refuses_a_folder_without_two_network_jobs(tmp_path):
-    from benchmarks import agreement
-
     with pytest.raises(SystemExit, match="no finished two-network job"):
         agreement.main([str(tmp_path)])
 
 
 def test_agreement_scores_each_network_of_every_two_network_job(tiny_preset, tmp_path, capsys):
-    from benchmarks import agreement
-
     out = tmp_path / "pairs"
     assert run.main(["--method", "ezvsl", "--quick", "--variants", "naive_ensemble", "dmt", "--out", str(out),
                      "--no-progress", "--threads", "1"]) == 0
@@ -167,29 +116,25 @@ def test_agreement_scores_each_network_of_every_two_network_job(tiny_preset, tmp
 
 
 def test_network_summary_pairs_dmt_with_one_naive_network_counted_both_ways():
-    from benchmarks.agreement import network_summary
-
     def row(seed, variant, a, b, mean):
         return {"method": "m", "ratio": "ratio0.03", "seed": seed, "variant": variant,
                 "ciou50_a": a, "ciou50_b": b, "ciou50_mean": mean}
 
     rows = [row("seed0", "naive_ensemble", 0.50, 0.40, 0.48), row("seed0", "dmt", 0.46, 0.44, 0.52),
             row("seed1", "naive_ensemble", 0.60, 0.56, 0.60), row("seed1", "dmt", 0.58, 0.60, 0.64)]
-    table = network_summary(rows).splitlines()
+    table = agreement.network_summary(rows).splitlines()
     # naive A − B: +10, +4; DMT A − B: +2, −2; DMT − naive A: +2, +4; DMT − (A + B) / 2: +7, +6
     assert table[2] == "| m | ratio0.03 | +7.0 ± 3.0 (2/2) | +0.0 ± 2.0 (0/2) | +3.0 ± 1.0 (2/2) | +6.5 ± 0.5 (2/2) |"
     # one method: the mean row is its row, standard error over seeds included
     assert table[3] == "| *mean over methods* | ratio0.03 | +7.0 ± 3.0 (2/2) | +0.0 ± 2.0 (0/2) | +3.0 ± 1.0 (2/2) | +6.5 ± 0.5 (2/2) |"
     other_ratio = [{**r, "ratio": "ratio0.1", "ciou50_mean": r["ciou50_mean"] + 0.1} for r in rows if r["variant"] == "dmt"]
-    table = network_summary(rows + other_ratio).splitlines()  # a ratio without naive jobs: its own mean
+    table = agreement.network_summary(rows + other_ratio).splitlines()  # a ratio without naive jobs: its own mean
     assert table[3:] == ["| *mean over methods* | ratio0.03 | +7.0 ± 3.0 (2/2) | +0.0 ± 2.0 (0/2) | +3.0 ± 1.0 (2/2) | +6.5 ± 0.5 (2/2) |",
                          "| m | ratio0.1 | — | +0.0 ± 2.0 (0/2) | — | — |",
                          "| *mean over methods* | ratio0.1 | — | +0.0 ± 2.0 (0/2) | — | — |"]
 
 
 def test_swapped_jobs_split_a_minus_b_into_position_and_seeds(tmp_path, capsys):
-    from benchmarks import agreement
-
     def row(seed, a, b, swapped=False, variant="naive_ensemble"):
         return {"method": "m", "ratio": "ratio0.03", "seed": seed, "variant": variant, "swap_pairs": swapped,
                 "ciou50_a": a, "ciou50_b": b, "ciou50_mean": (a + b) / 2, "ensemble_gain": 0.0,
@@ -226,8 +171,6 @@ def audio_scenes(n: int = 4):
 
 
 def test_audio_dependence_tells_an_audio_map_from_an_objectness_map():
-    from benchmarks.audio_dependence import audio_dependence
-
     scenes = audio_scenes()
     own_audio = torch.stack([s["audio"] for s in scenes])
 
@@ -238,18 +181,16 @@ def test_audio_dependence_tells_an_audio_map_from_an_objectness_map():
         matches = (audio[:, 0] == own_audio[: len(audio), 0]).float()[:, None, None]
         return torch.stack([s["mask"] for s in scenes])[: len(images)] * matches
 
-    blind = audio_dependence(objectness, scenes)
+    blind = audio_dependence.audio_dependence(objectness, scenes)
     assert blind["audio_gap"] == 0 and blind["silent_own"] == pytest.approx(0.9)
     assert blind["pointing_own"] == blind["pointing_other"] == 1.0
-    heard = audio_dependence(listening, scenes)
+    heard = audio_dependence.audio_dependence(listening, scenes)
     assert heard["audio_gap"] == pytest.approx(1.0) and heard["sounding_other"] == 0
     assert heard["silent_own"] == heard["background_own"] == 0
     assert heard["pointing_own"] == 1.0 and heard["pointing_other"] == 0.0  # a flat map points at its first pixel: background
 
 
 def test_audio_dependence_scores_every_finished_job(tiny_preset, tmp_path):
-    from benchmarks import audio_dependence
-
     out = tmp_path / "jobs"
     assert run.main(["--method", "ezvsl", "--quick", "--variants", "naive", "dmt", "--out", str(out),
                      "--no-progress", "--threads", "1"]) == 0
@@ -268,8 +209,6 @@ def test_audio_dependence_scores_every_finished_job(tiny_preset, tmp_path):
 
 
 def test_audio_dependence_names_the_folder_of_each_row_when_given_several(tiny_preset, tmp_path, capsys):
-    from benchmarks import audio_dependence
-
     first, second = tmp_path / "first", tmp_path / "second"
     for out in (first, second):
         assert run.main(["--method", "ezvsl", "--quick", "--variants", "naive", "--out", str(out),
@@ -280,3 +219,19 @@ def test_audio_dependence_names_the_folder_of_each_row_when_given_several(tiny_p
     assert audio_dependence.main([str(first), str(second)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ezvsl")]
     assert [line.split(" | ")[4] for line in lines] == [str(first), str(second)]
+
+
+@pytest.mark.parametrize("how", ["module", "file"])
+def test_the_diagnostics_run_as_modules_and_as_files_from_any_folder(how, tmp_path):
+    """``python -m benchmarks.diagnostics.agreement`` and ``python benchmarks/diagnostics/agreement.py``."""
+    script = Path(agreement.__file__)
+    command = ["-m", "benchmarks.diagnostics.agreement"] if how == "module" else [str(script)]
+    stored = tmp_path / "rows.json"
+    row = {"method": "m", "ratio": "ratio0.03", "seed": "seed0", "variant": "dmt", "ciou50_a": 0.5, "ciou50_b": 0.4,
+           "ciou50_mean": 0.5, "ensemble_gain": 0.05, "map_correlation": 0.5, "region_iou": 0.5, "flat_a": 0.0,
+           "flat_b": 0.0}
+    stored.write_text(json.dumps({"rows": [row]}))
+    done = subprocess.run([sys.executable, *command, "--from-json", str(stored)], cwd=tmp_path,
+                          env=same_code_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| m | ratio0.03 | seed0 | dmt | 50.0 | 40.0 | 50.0 | +5.0 |" in done.stdout

@@ -1,6 +1,6 @@
 """Where trained maps point on the composed benchmark: the sounding object, the silent one, or neither.
 
-    python benchmarks/pointing_breakdown.py runs/cpu-all-mild --method lvs ssltie
+    python -m benchmarks.diagnostics.pointing_breakdown runs/preset5 --method lvs ssltie
 
 Pointing game only says whether a map's maximum lies in the sounding object's box. On the
 composed tiers the test scenes also carry every visible object's mask (``objectness``), so a
@@ -20,15 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
-import baselines  # noqa: F401  (fills the registry)
-from baselines.registry import build
-from benchmarks.composed import load_eval_set
+from benchmarks.diagnostics.shared import Localize, batches, finished_jobs, localize_as, no_jobs_error
 from benchmarks.report import command_line, job_table
 from dmt_wrap import DualMeanTeacher
 from dmt_wrap.filtering import make_pseudo_labels
@@ -55,25 +51,7 @@ def peak_places(maps: torch.Tensor, sounding: torch.Tensor, objects: torch.Tenso
             "silent_over_sounding": ratio}
 
 
-def batches(test, batch_size: int = 100):
-    """``(images, audio, sounding mask, objectness)`` of the test scenes, in order."""
-    for batch in DataLoader(test, batch_size=batch_size):
-        yield batch["image"], batch["audio"], batch["mask"], batch["objectness"]
-
-
-def localize_as(model: DualMeanTeacher, inference: str):
-    """``model.localize`` with ``inference`` set (``"a"``, ``"b"``, ``"students"``) for the call."""
-    def localize(images: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        kept = model.config
-        model.config = replace(kept, inference=inference)
-        try:
-            return model.localize(images, audio)
-        finally:
-            model.config = kept
-    return localize
-
-
-def breakdown(localize, test) -> dict[str, float]:
+def breakdown(localize: Localize, test) -> dict[str, float]:
     parts: dict[str, list[torch.Tensor]] = {}
     for images, audio, sounding, objects in batches(test):
         for key, value in peak_places(localize(images, audio), sounding, objects).items():
@@ -103,26 +81,6 @@ def pseudo_label_places(model: DualMeanTeacher, test) -> dict[str, float]:
     total = max(sum(pixels.values()), 1.0)
     return {"pl_keep_rate": float(torch.cat(kept).float().mean()),
             **{f"pl_on_{k}": v / total for k, v in pixels.items()}}
-
-
-def finished_jobs(out: Path, methods: list[str] | None):
-    """``(where, model, test scenes)`` for every finished job of a ``run.py`` output folder, each
-    model rebuilt from its ``settings.json`` and each test set loaded once."""
-    tests = {}
-    for settings_file in sorted(out.glob("jobs/*/ratio*/seed*/*/settings.json")):
-        folder = settings_file.parent
-        method, ratio, seed, variant = folder.relative_to(out / "jobs").parts
-        if (methods and method not in methods) or not (folder / "model.pt").exists():
-            continue
-        settings = json.loads(settings_file.read_text())
-        data = settings["data"]
-        key = tuple(sorted(data.items()))
-        if key not in tests:
-            tests[key] = load_eval_set(data["tier"], n=data["test_size"], image_size=data["image_size"],
-                                       sample_rate=data["sample_rate"], duration=data["duration"])
-        model = DualMeanTeacher.load(folder / "model.pt", lambda: build(method, **settings["network"]),
-                                     device="cpu")
-        yield {"method": method, "ratio": ratio, "seed": seed, "variant": variant}, model, tests[key]
 
 
 def job_rows(out: Path, methods: list[str] | None) -> tuple[list[dict], list[dict]]:
@@ -160,9 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         rows, label_rows = job_rows(args.out, args.method)
     if not rows:
-        raise SystemExit(f"{args.out}: no finished job (jobs/<method>/<ratio>/<seed>/<variant>/model.pt with "
-                         "settings.json); run benchmarks/run.py --out there first")
-    text = (f"# Where the maps point\n\nCommand: `{command_line('pointing_breakdown.py', argv)}`\n"
+        raise no_jobs_error([args.out])
+    text = (f"# Where the maps point\n\nCommand: `{command_line('diagnostics/pointing_breakdown.py', argv)}`\n"
             f"Shares of test scenes in %; silent/sounding: mean normalised map value on the silent object "
             f"over that on the sounding one (scenes with a silent object).\n\n{markdown(rows)}\n")
     if label_rows:

@@ -1,6 +1,6 @@
 """Do a trained model's maps use the audio? Its maps with each scene's own clip against another clip's.
 
-    python benchmarks/audio_dependence.py runs/all4 --method slavc ezvsl
+    python -m benchmarks.diagnostics.audio_dependence runs/preset5 --method slavc ezvsl --json audio.json
 
 On the composed benchmark the audio must pick one of the visible objects. A map that lights
 the sounding object as brightly when another scene's clip plays is an objectness map: it
@@ -14,24 +14,23 @@ sounding object: 0 for a map that ignores the audio), and the pointing game unde
 (a share of the pointing that survives another clip's audio is not owed to the audio).
 
 A DMT job also gets a second table: the pseudo-labels its teachers would give the test scenes
-under its own filter settings, plain and with ``audio_contrast`` (each teacher's map times one
-minus its map under the next clip), each with an absolute and a relative ``delta``: keep rate,
+under its own filter settings, plain and audio-contrasted (``audio_contrast``: each teacher's map
+times one minus its map under the next clip), each with an absolute and a relative ``delta``: keep rate,
 pixel precision of the kept labels, and the share of label pixels on a silent object.
 """
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from benchmarks.pointing_breakdown import batches, finished_jobs, localize_as
+from benchmarks.diagnostics.shared import Localize, batches, finished_jobs, localize_as, no_jobs_error
 from benchmarks.report import command_line, job_table
 from dmt_wrap.atomic import write_text_atomic
-from dmt_wrap.filtering import contrast_with_other_audio, make_pseudo_labels
+from dmt_wrap.filtering import make_pseudo_labels
 from dmt_wrap.metrics import pointing_game, upsample_maps
 
 REGIONS = ("sounding", "silent", "background")
@@ -50,7 +49,7 @@ def region_means(maps: torch.Tensor, sounding: torch.Tensor, objects: torch.Tens
     return means
 
 
-def audio_dependence(localize: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], test) -> dict[str, float]:
+def audio_dependence(localize: Localize, test) -> dict[str, float]:
     """Mean confidences per region and pointing game, with each scene's own clip and the next one's."""
     parts: dict[str, list[torch.Tensor]] = {}
     for images, audio, sounding, objects in batches(test):
@@ -66,6 +65,12 @@ def audio_dependence(localize: Callable[[torch.Tensor, torch.Tensor], torch.Tens
 LABEL_SUMS = ("scenes", "kept", "precision", "pixels", "on_silent")
 
 
+def audio_contrast(own: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``own * (1 - other)``: the confidence that a pixel lights with its own clip and not with
+    another clip's; what a map lights whatever the audio (an object that is silent) drops out."""
+    return own * (1.0 - other)
+
+
 def contrast_labels(model, test) -> list[dict[str, float]]:
     """A two-teacher model's pseudo-labels for the test scenes, plain and audio-contrasted, at an
     absolute and a relative ``delta``: keep rate, precision of kept labels, share on silent objects."""
@@ -76,7 +81,7 @@ def contrast_labels(model, test) -> list[dict[str, float]]:
         other = [teacher(images, audio.roll(1, dims=0)) for teacher in teachers]
         truth, silent = sounding > 0, (objects > 0) & ~(sounding > 0)
         for contrast in (False, True):
-            maps = [contrast_with_other_audio(p, q) for p, q in zip(own, other)] if contrast else own
+            maps = [audio_contrast(p, q) for p, q in zip(own, other)] if contrast else own
             for mode in ("absolute", "relative"):
                 labels = make_pseudo_labels(*maps, replace(model.config.pseudo_labels, delta_mode=mode))
                 pred = labels.labels > 0
@@ -124,10 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                     if model.config.teachers == 2 and model.has_teachers:
                         label_rows += [{**where, **row} for row in contrast_labels(model, test)]
     if not rows:
-        raise SystemExit(f"{[str(o) for o in args.out]}: no finished job (jobs/<method>/<ratio>/<seed>/<variant>/"
-                         "model.pt with settings.json); run benchmarks/run.py --out there first")
+        raise no_jobs_error(args.out)
     named = len(args.out) > 1
-    text = (f"# Do the maps use the audio?\n\nCommand: `{command_line('audio_dependence.py', argv)}`\n"
+    text = (f"# Do the maps use the audio?\n\nCommand: `{command_line('diagnostics/audio_dependence.py', argv)}`\n"
             "Mean confidence per region with each scene's own clip / the next scene's clip; audio gap: own minus "
             "other on the sounding object; pointing game in %.\n\n" + markdown(rows, named) + "\n")
     if label_rows:
@@ -135,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                  "Shares in %.\n\n" + label_markdown(label_rows, named) + "\n")
     print(text)
     if args.json:
-        write_text_atomic(args.json, json.dumps({"command": command_line("audio_dependence.py", argv), "rows": rows,
-                                                 "pseudo_labels": label_rows}, indent=1))
+        stored = {"command": command_line("diagnostics/audio_dependence.py", argv), "rows": rows,
+                  "pseudo_labels": label_rows}
+        write_text_atomic(args.json, json.dumps(stored, indent=1))
     return 0
 
 

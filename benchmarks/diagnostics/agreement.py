@@ -1,6 +1,7 @@
 """How much a two-network model's networks agree, and what averaging them buys.
 
-    python benchmarks/agreement.py runs/ratio --method ezvsl
+    python -m benchmarks.diagnostics.agreement runs/preset5 --method ezvsl --json agreement.json
+    python -m benchmarks.diagnostics.agreement --from-json agreement.json        # the tables again
 
 DMT scores the mean of its two teachers, the naive ensemble the mean of two naive networks.
 Averaging helps only as far as the two disagree: two networks trained on the same
@@ -35,7 +36,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from benchmarks.pointing_breakdown import finished_jobs, localize_as
+from benchmarks.diagnostics.shared import finished_jobs, localize_as
 from benchmarks.report import command_line, format_difference, format_mean, job_table, paired_difference
 from dmt_wrap.atomic import write_text_atomic
 from dmt_wrap.metrics import binarise_at_median, ciou_at, ciou_per_image, minmax_normalise, upsample_maps
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{[str(o) for o in args.out + args.from_json]}: no finished two-network job "
                          "(DMT or naive ensemble); run benchmarks/run.py --variants dmt naive_ensemble --out there first")
     unswapped = [r for r in rows if not r.get("swap_pairs")]
-    text = (f"# Do the two networks agree?\n\nCommand: `{command_line('agreement.py', argv)}`\n"
+    text = (f"# Do the two networks agree?\n\nCommand: `{command_line('diagnostics/agreement.py', argv)}`\n"
             "CIoU@0.5 in points; the ensembling gain is the mean's CIoU@0.5 minus the average of A's and B's.\n\n"
             f"{markdown(rows)}\n\nPaired by seed, mean ± s.e. (seeds agreeing in sign):\n\n"
             f"{network_summary(unswapped)}\n")
@@ -195,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                  f"swap_pairs):\n\n{split}\n")
     print(text)
     if args.json:
-        write_text_atomic(args.json, json.dumps({"command": command_line("agreement.py", argv), "rows": rows},
-                                                indent=1))
+        stored = {"command": command_line("diagnostics/agreement.py", argv), "rows": rows}
+        write_text_atomic(args.json, json.dumps(stored, indent=1))
     return 0
 
 
