@@ -1,4 +1,8 @@
-"""Overlay grids of predicted localization maps on their frames, for reports and debugging."""
+"""Overlay grids of predicted localization maps on their frames, for reports and debugging.
+
+The maps are drawn as ``dmt_wrap.heatmap`` draws them (a perceptually uniform colour map whose
+opacity follows the map, so low values leave the frame as it was), after a min-max rescale per image.
+"""
 from __future__ import annotations
 
 import math
@@ -10,6 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from dmt_wrap.heatmap import blend
 from dmt_wrap.metrics import minmax_normalise, upsample_maps
 
 # Ground-truth contour levels: G = 0.5 (one Flickr annotator) and G = 1 (consensus / box).
@@ -20,7 +25,7 @@ GT_COLORS = ("white", "lime")
 def save_overlay_grid(images: Tensor, maps: Tensor, gt: Tensor | None, path: str | Path,
                       titles: Sequence[str] | None = None, ncols: int = 4,
                       cell_pixels: int = 224, dpi: int = 100) -> Path:
-    """Write a PNG grid: each frame with its map as a heat map and ``G`` as contours.
+    """Write a PNG grid: each frame with its map drawn over it (``heatmap.blend``) and ``G`` as contours.
 
     ``images`` ``[B, 3, H, W]`` in [0, 1]; ``maps`` ``[B, h, w]`` (any scale: upsampled
     and min-max normalised per image); ``gt`` ``[B, H, W]`` or None. Each cell is
@@ -42,7 +47,7 @@ def save_overlay_grid(images: Tensor, maps: Tensor, gt: Tensor | None, path: str
 
     ncols = min(ncols, count)
     nrows = math.ceil(count / ncols)
-    frames = rearrange(images.detach().float().clamp(0, 1).cpu(), "b c h w -> b h w c")
+    frames = (rearrange(images.detach().float().clamp(0, 1).cpu(), "b c h w -> b h w c") * 255).round().byte().numpy()
     heat = minmax_normalise(upsample_maps(maps.detach().cpu(), images.shape[-2:]))
 
     figure = Figure(figsize=(ncols * cell_pixels / dpi, nrows * cell_pixels / dpi), dpi=dpi)
@@ -53,8 +58,7 @@ def save_overlay_grid(images: Tensor, maps: Tensor, gt: Tensor | None, path: str
         axis.set_axis_off()
         if number >= count:
             continue
-        axis.imshow(frames[number].numpy())
-        axis.imshow(heat[number].numpy(), cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
+        axis.imshow(blend(frames[number], heat[number].numpy()))
         if gt is not None and float(gt[number].max()) > 0:
             axis.contour(gt[number].detach().float().cpu().numpy(), levels=GT_LEVELS,
                          colors=GT_COLORS, linewidths=1.5)
