@@ -6,6 +6,7 @@
         "component box=runs/h2-component"                               # one change at a time
     python benchmarks/paired.py runs/new-dmt --controls docs/results/gains-cpu.json  # stored controls
     python benchmarks/paired.py runs/new --controls "stored.json:ezvsl,lvs"         # only those methods
+    python benchmarks/paired.py runs/mine --against docs/results/gains-cpu.json   # a rerun beside the record
 
 Every SOURCE is a ``run.py --out`` folder (its finished jobs) or a gains JSON (``run.py``'s
 ``gains.json`` or this script's ``--json``, with per-seed rows). ``--controls`` adds the
@@ -22,6 +23,11 @@ its table gives, per method, the changed DMT's CIoU@0.5 and pointing, its paired
 from the reference DMT (the effect of the change), from naive and from the naive ensemble, and
 its keep rate and pseudo-label precision. Only seeds present on both sides of a difference are
 paired.
+
+``--against RECORDED`` sets the reference (a rerun) beside a recorded gains JSON: per seed, which
+jobs reproduced exactly; per method, whether DMT's paired differences agree within their standard
+errors; and the machines of both sides (``benchmarks/reproduction.py``). It exits 1 only when both
+sides name the same kernels and threads and a job still moved.
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.layout import RESULT, job_folders
+from benchmarks.reproduction import PerSeed, against_report, distinct
 from benchmarks.report import (command_line, format_difference, gains_payload, paired_difference,
                                paired_gains_table, paired_payload)
 from dmt_wrap.atomic import write_text_atomic
@@ -43,9 +50,6 @@ def finished_results(out: Path) -> list[dict[str, Any]]:
         raise SystemExit(f"{out}: no finished job (jobs/<method>/ratio<R>/seed<S>/<variant>/result.json); "
                          "pass a run.py --out folder.")
     return [{k: v for k, v in json.loads(f.read_text()).items() if k != "history"} for f in files]
-
-
-PerSeed = dict[str, dict[str, dict[int, dict[str, Any]]]]  # method -> variant -> seed -> row
 
 
 def load_rows(source: Path, ratio: float) -> PerSeed:
@@ -63,6 +67,15 @@ def load_rows(source: Path, ratio: float) -> PerSeed:
         raise SystemExit(f"{source}: not a run.py --out folder or a gains JSON file.")
     return {m: {v: {int(s): row for s, row in seeds.items()} for v, seeds in variants.items()}
             for m, variants in payload["methods"].items()}
+
+
+def source_machines(source: Path) -> list[dict[str, Any]]:
+    """The machines that computed a source's jobs: each finished job's record (a run.py --out
+    folder), or what a gains JSON stored (``machines``, or run.py's ``machine``)."""
+    if source.is_dir():
+        return distinct([r.get("machine") for r in finished_results(source)])
+    stored = json.loads(source.read_text())
+    return distinct(stored.get("machines") or [stored.get("machine")])
 
 
 def with_controls(reference: PerSeed, controls: list[PerSeed]) -> PerSeed:
@@ -137,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="SOURCEs of the variants and seeds the reference lacks (e.g. a stored gains JSON); "
                         "SOURCE:METHOD,... takes only those methods from it")
     p.add_argument("--compare", nargs="+", type=parse_compare, default=[], metavar="LABEL=SOURCE[:VARIANT]")
+    p.add_argument("--against", type=Path, default=None, metavar="RECORDED",
+                   help="a recorded gains JSON (or run.py --out folder) to set the reference beside: which "
+                        "jobs reproduce exactly, whether the paired differences agree within their s.e.")
     p.add_argument("--ratio", type=float, default=0.03, help="the label ratio to tabulate")
     p.add_argument("--json", type=Path, default=None, help="also write the reference's gains JSON here")
     p.add_argument("--out", type=Path, default=None, help="write the Markdown here (default: print only)")
@@ -144,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = with_controls(load_rows(args.reference, args.ratio),
                          [load_controls(source, methods, args.ratio) for source, methods in args.controls])
+    machines = distinct([m for source in [args.reference, *(c for c, _ in args.controls)]
+                         for m in source_machines(source)])
     payload = paired_payload(rows, args.ratio)
     text = [f"Command: `{command_line('paired.py', argv)}`", "",
             f"## DMT against its controls ({args.reference}, label ratio {args.ratio:g})", "",
@@ -155,16 +173,22 @@ def main(argv: list[str] | None = None) -> int:
     if changes:
         text += ["", "## One change at a time, paired by seed against the reference DMT", "",
                  change_table({**payload, "methods": rows}, changes)]
+    against, status = None, 0
+    if args.against:
+        report, against, status = against_report(load_rows(args.against, args.ratio), source_machines(args.against),
+                                                 rows, machines, (str(args.against), str(args.reference)))
+        text += ["", report]
     markdown = "\n".join(text) + "\n"
     print(markdown)
     if args.out:
         write_text_atomic(args.out, markdown)
     if args.json:
-        stored = {"command": command_line("paired.py", argv), **payload,
+        stored = {"command": command_line("paired.py", argv), "machines": machines, **payload,
                   "changes": {label: {m: {str(s): row for s, row in sorted(seeds.items())}
-                                      for m, seeds in variants.items()} for label, variants in changes}}
+                                      for m, seeds in variants.items()} for label, variants in changes},
+                  **({"against": against} if against else {})}
         write_text_atomic(args.json, json.dumps(stored, indent=1))
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ import pytest
 from benchmarks import paired
 
 
-def write_job(out, method, variant, seed, ciou, pointing, keep=None, precision=None, ratio=0.03, single=None):
+def write_job(out, method, variant, seed, ciou, pointing, keep=None, precision=None, ratio=0.03, single=None,
+              machine=None):
     folder = out / "jobs" / method / f"ratio{ratio:g}" / f"seed{seed}" / variant
     folder.mkdir(parents=True)
     scores = {"ciou50": ciou, "auc": 0.4, "pointing": pointing}
@@ -14,7 +15,8 @@ def write_job(out, method, variant, seed, ciou, pointing, keep=None, precision=N
     (folder / "result.json").write_text(json.dumps({
         "method": method, "variant": variant, "ratio": ratio, "seed": seed, "scores": scores,
         "network_scores": network_scores, "keep_rate": keep, "pseudo_precision": precision,
-        "train_seconds": 1.0, "updates_per_network": 10, "history": [{"step": 1}]}))
+        "train_seconds": 1.0, "updates_per_network": 10, "history": [{"step": 1}],
+        **({"machine": machine} if machine else {})}))
 
 
 def test_paired_tables_from_folders(tmp_path, capsys):
@@ -117,3 +119,91 @@ def test_the_mean_over_methods_has_its_standard_error_over_seeds_when_the_method
     assert paired.main([str(ref)]) == 0
     mean_row = next(line for line in capsys.readouterr().out.splitlines() if "mean over methods" in line)
     assert mean_row.startswith("| *mean over methods* |  | +4.5 |")
+
+
+MACHINE = {"cpu_model": "AMD EPYC", "cpu_id": "AuthenticAMD cpu family 25 model 1 stepping 1",
+           "cpu_simd": ["sse4_2", "avx", "fma", "avx2"], "cpu_capability": "AVX2", "mkl": "2024.2",
+           "onednn": "3.10.2", "pins": {}, "threads": 1, "device": "cpu", "torch": "2.11.0", "python": "3.11.7",
+           "platform": "linux-x86_64"}
+AVX512 = {**MACHINE, "cpu_id": "AuthenticAMD cpu family 25 model 17 stepping 1",
+          "cpu_simd": MACHINE["cpu_simd"] + ["avx512f"], "cpu_capability": "AVX512"}
+#: per seed: naive (the ensemble's network A), naive ensemble, DMT
+RECORDED = [(0.40, 0.44, 0.46), (0.50, 0.52, 0.49), (0.45, 0.47, 0.51)]
+
+
+def write_rows(out, rows, machine):
+    for seed, (naive_a, ens, dmt) in enumerate(rows):
+        write_job(out, "ezvsl", "naive_ensemble", seed, ens, 0.8, single=naive_a, machine=machine)
+        write_job(out, "ezvsl", "dmt", seed, dmt, 0.7, keep=0.1, precision=0.7, machine=machine)
+
+
+@pytest.fixture
+def recorded(tmp_path, capsys):
+    """A gains JSON as docs/results/ stores them, written by paired.py from a folder trained on MACHINE."""
+    write_rows(tmp_path / "recorded-jobs", RECORDED, MACHINE)
+    stored = tmp_path / "gains-recorded.json"
+    assert paired.main([str(tmp_path / "recorded-jobs"), "--json", str(stored)]) == 0
+    capsys.readouterr()
+    assert json.loads(stored.read_text())["machines"] == [MACHINE]
+    return stored
+
+
+def test_a_rerun_on_another_cpu_is_exact_where_it_is_and_agrees_within_the_standard_errors(recorded, tmp_path,
+                                                                                          capsys):
+    rerun = tmp_path / "mine"
+    # seed 0 reproduces exactly; seeds 1-2 moved by 1-2 points, as on another instruction set
+    write_rows(rerun, [RECORDED[0], (0.48, 0.50, 0.50), (0.46, 0.49, 0.50)], AVX512)
+    out = tmp_path / "against.json"
+    assert paired.main(["--against", str(recorded), str(rerun), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Recorded on: AMD EPYC (avx2), torch 2.11.0 AVX2" in text and "Rerun on: AMD EPYC (avx512f)" in text
+    assert "per-seed numbers may move" in text
+    # 9 scores (naive, naive ensemble, DMT x 3 seeds): seed 0's three exact; the six others moved
+    # 2, 2, 1 and 1, 2, 1 points -> mean 1.5, largest 2.0
+    assert ("3 of 9 scores exact (variant and seed; every gains field); the other 6 moved CIoU@0.5 by 1.5 points "
+            "on average, 2.0 at most") in text
+    # naive is the ensemble's network A: one column, not two
+    assert "| method | seed | dmt | naive_ensemble | naive |" in text
+    assert "| ezvsl | 0 | = 46.0 | = 44.0 | = 40.0 |" in text
+    assert "| ezvsl | 1 | 49.0 → 50.0 | 52.0 → 50.0 | 50.0 → 48.0 |" in text
+    # DMT - naive: recorded +6, -1, +6 -> +3.7 ± 2.3; rerun +6, +2, +4 -> +4.0 ± 1.2: 0.3 apart, within 3.5
+    assert "| ezvsl | naive | +3.7 ± 2.3 (2/3) | +4.0 ± 1.2 (3/3) | +0.3 | yes | yes |" in text
+    # DMT - naive ensemble: +2, -3, +4 -> +1.0 ± 2.1; rerun +2, 0, +1 -> +1.0 ± 0.6
+    assert "| ezvsl | naive_ensemble | +1.0 ± 2.1 (2/3) | +1.0 ± 0.6 (2/3) | +0.0 | yes | yes |" in text
+    stored = json.loads(out.read_text())
+    assert stored["machines"] == [AVX512] and stored["against"]["same_numerics"] is False
+    assert stored["against"]["seeds"]["exact"] == 3
+    by_seed = {(j["variant"], j["seed"]): j for j in stored["against"]["seeds"]["per_job"]}
+    assert by_seed[("dmt", 0)]["exact"] and by_seed[("dmt", 1)]["shift"] == pytest.approx(0.01)
+
+
+def test_a_gain_that_moved_beyond_its_standard_errors_is_named(recorded, tmp_path, capsys):
+    rerun = tmp_path / "mine"
+    # DMT 10 points lower in every seed: DMT - naive -4, -11, -4 -> -6.3 ± 2.3 against +3.7 ± 2.3
+    write_rows(rerun, [(n, e, d - 0.10) for n, e, d in RECORDED], AVX512)
+    assert paired.main(["--against", str(recorded), str(rerun)]) == 0
+    text = capsys.readouterr().out
+    assert "| ezvsl | naive | +3.7 ± 2.3 (2/3) | -6.3 ± 2.3 (3/3) | -10.0 | no | no |" in text
+
+
+def test_the_same_kernels_promise_exact_jobs_and_a_moved_job_fails_the_check(recorded, tmp_path, capsys):
+    same = tmp_path / "same"
+    write_rows(same, RECORDED, MACHINE)
+    assert paired.main(["--against", str(recorded), str(same)]) == 0
+    text = capsys.readouterr().out
+    assert "every job should be exact" in text and "9 of 9 scores exact (variant and seed; every gains field)." in text
+    assert "| ezvsl | naive | +3.7 ± 2.3 (2/3) | +3.7 ± 2.3 (2/3) | +0.0 | exact | yes |" in text
+    moved = tmp_path / "moved"
+    write_rows(moved, [RECORDED[0], RECORDED[1], (0.45, 0.47, 0.52)], MACHINE)
+    assert paired.main(["--against", str(recorded), str(moved)]) == 1
+    # another thread count is other kernels: the same move is then reported, not failed
+    other_threads = tmp_path / "threads"
+    write_rows(other_threads, [RECORDED[0], RECORDED[1], (0.45, 0.47, 0.52)], {**MACHINE, "threads": 2})
+    assert paired.main(["--against", str(recorded), str(other_threads)]) == 0
+
+
+def test_against_refuses_sides_that_share_no_job(recorded, tmp_path):
+    other = tmp_path / "other"
+    write_job(other, "lvs", "dmt", 0, 0.5, 0.7, machine=MACHINE)
+    with pytest.raises(SystemExit, match="share no"):
+        paired.main(["--against", str(recorded), str(other)])
