@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from baselines.encoders import encoder_pair, matched_similarity_map
 from baselines.freezing import FreezableEncoders
+from baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
 from baselines.registry import register
 
 ScoreActivation = Literal["relu", "identity"]
@@ -116,3 +117,16 @@ class Attention10k(FreezableEncoders):
     def forward(self, images: Tensor, audio: Tensor) -> tuple[Tensor, Tensor | None]:
         attention, losses = self.forward_per_sample(images, audio)
         return attention, None if losses is None else losses.mean()
+
+
+register_recipes("attention10k", {
+    "composed-cpu": Recipe(
+        network={**COMPOSED_CPU_NETWORK, "attention_temperature": 0.1, "score_activation": "identity"},
+        source="measured on the composed flickr tier (docs/baselines.md): with ReLU before the softmax 11 of "
+               "12 semi-supervised networks ended with every cosine negative and no gradient"),
+    "paper": Recipe(network={"output_stride": 16},
+                    training={"optimizer": "sgd", "momentum": 0.9, "lr": 1e-4, "weight_decay": 1e-4,
+                              "batch_size": 32},
+                    source="the paper's stated settings (SGD, momentum 0.9, lr 1e-4, weight decay 1e-4, batch "
+                           "32, as issue 30 reads them); no training code was released to check them against"),
+})

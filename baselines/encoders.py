@@ -60,16 +60,32 @@ def encoder_size(size: str) -> ResNetSize:
     return ENCODER_SIZES[size]
 
 
+STAGE_STRIDE_LAYERS = ("layer2", "layer3", "layer4")  # the stages that halve the resolution
+
+
 def create_resnet(size: str, in_chans: int, global_pool: str = "",
-                  output_stride: int = 32, weights: str | None = None) -> nn.Module:
+                  output_stride: int = 32, weights: str | None = None,
+                  dilated: bool = True) -> nn.Module:
     """A headless timm ResNet of the given size, from a local weights file or random.
 
     ``global_pool=""`` keeps the spatial map (use ``forward_features``); ``"avg"`` or
-    ``"max"`` pools it to a vector (use the module's ``forward``).
+    ``"max"`` pools it to a vector (use the module's ``forward``). Below ``output_stride=32``
+    the last stages keep their resolution by dilation (timm's way) or, with
+    ``dilated=False``, run at stride 1 with undilated convolutions (LVS's released ResNet18
+    runs its layer4 so: the same weights, a smaller receptive field). Both draw the same
+    initial weights.
     """
+    if output_stride not in (8, 16, 32):
+        raise ValueError(f"output_stride={output_stride}: choose 8, 16 or 32")
     net = timm.create_model("resnet18", pretrained=False, num_classes=0, in_chans=in_chans,
-                            global_pool=global_pool, output_stride=output_stride,
+                            global_pool=global_pool, output_stride=output_stride if dilated else 32,
                             **encoder_size(size).timm_kwargs())
+    if not dilated:
+        undilated_stages = {32: 0, 16: 1, 8: 2}[output_stride]
+        for name in STAGE_STRIDE_LAYERS[len(STAGE_STRIDE_LAYERS) - undilated_stages:]:
+            first_block = getattr(net, name)[0]
+            first_block.conv1.stride = (1, 1)
+            first_block.downsample[0].stride = (1, 1)
     if weights is not None:
         load_resnet_weights(net, weights)
     return net
@@ -96,14 +112,15 @@ class VisualEncoder(nn.Module):
 
     ImageNet normalisation happens inside. ``output_stride`` (8, 16 or 32) sets the map
     resolution through dilation in the last stages, as timm does: at 224 px, 32 gives
-    7x7 (EZ-VSL), 16 gives 14x14 (LVS); at 64 px, 8 gives 8x8.
+    7x7 (EZ-VSL), 16 gives 14x14 (LVS); at 64 px, 8 gives 8x8. ``dilated=False`` keeps
+    the resolution with stride-1 undilated stages instead (``create_resnet``).
     """
 
     def __init__(self, size: str = "resnet18", weights: str | None = None,
-                 output_stride: int = 32) -> None:
+                 output_stride: int = 32, dilated: bool = True) -> None:
         super().__init__()
         self.backbone = create_resnet(size, in_chans=3, output_stride=output_stride,
-                                      weights=weights)
+                                      weights=weights, dilated=dilated)
         self.out_channels: int = self.backbone.num_features
         self.output_stride = output_stride
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -164,9 +181,9 @@ class AudioEncoder(nn.Module):
 
 
 def encoder_pair(encoder_size: str, sample_rate: int, visual_weights: str | None, audio_weights: str | None,
-                 output_stride: int) -> tuple[VisualEncoder, AudioEncoder]:
+                 output_stride: int, dilated: bool = True) -> tuple[VisualEncoder, AudioEncoder]:
     """The visual and audio encoders of one size, as every baseline builds them."""
-    return (VisualEncoder(encoder_size, visual_weights, output_stride),
+    return (VisualEncoder(encoder_size, visual_weights, output_stride, dilated),
             AudioEncoder(encoder_size, sample_rate, audio_weights))
 
 
@@ -178,16 +195,16 @@ class AudioVisualEmbedder(nn.Module):
     (512 for resnet18, as the originals). ``projection=False`` compares the encoders'
     own features, as LVS does (both encoders of one size have the same width).
     ``visual_dropout`` (FNAC and SLAVC use 0.9) drops visual features before the
-    projection in training mode.
+    projection in training mode. ``dilated``: see ``VisualEncoder``.
     """
 
     def __init__(self, encoder_size: str = "resnet18", sample_rate: int = 16000,
                  visual_weights: str | None = None, audio_weights: str | None = None,
                  dim: int | None = None, output_stride: int = 32, projection: bool = True,
-                 visual_dropout: float = 0.0, audio_dropout: float = 0.0) -> None:
+                 visual_dropout: float = 0.0, audio_dropout: float = 0.0, dilated: bool = True) -> None:
         super().__init__()
         self.visual, self.audio = encoder_pair(encoder_size, sample_rate, visual_weights, audio_weights,
-                                               output_stride)
+                                               output_stride, dilated)
         self.dim: int = dim or self.visual.out_channels
         if not projection and self.dim != self.visual.out_channels:
             raise ValueError(f"without a projection the embedding has the encoders' width "

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from baselines.encoders import (AudioVisualEmbedder, VisualEncoder, cross_modal_similarities,
                                 matched_pairs, matched_similarity_map, soft_min_max_normalise)
+from baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
 from baselines.registry import register
 
 
@@ -98,3 +99,13 @@ class EZVSL(nn.Module):
             return av_map
         prior = self.object_prior(images, av_map.shape[-2:])
         return mix_with_object_prior(av_map, prior, self.object_prior_alpha)
+
+
+register_recipes("ezvsl", {
+    "composed-cpu": Recipe(network=COMPOSED_CPU_NETWORK,
+                           source="the composed benchmark at 64 px: an 8x8 map; nothing else changed"),
+    "paper": Recipe(network={"output_stride": 32},
+                    training={"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "batch_size": 128},
+                    source="stoneMo/EZ-VSL scripts/train_*.sh and utils.py: Adam, --init_lr 1e-4, "
+                           "--batch_size 128, no weight decay; a 7x7 map at 224 px"),
+})

@@ -1,16 +1,20 @@
 """LVS (Chen et al., CVPR 2021, "Localizing Visual Sounds the Hard Way").
 
 Map: the cosine ``A = <v(p), a>`` between L2-normalised visual features and audio
-embedding (the original compares ResNet18 layer4, run at stride 16 for 14x14 at 224 px,
-with the max-pooled audio features directly; ``dim`` adds linear projections instead).
+embedding (the original compares ResNet18 layer4 with the max-pooled audio features
+directly; ``dim`` adds linear projections instead). The original's layer4 runs at stride 1
+without dilation, for 14x14 at 224 px: ``output_stride=16, dilated=False`` (the ``"paper"``
+recipe); the default ``dilated=True`` reaches stride 16 by timm's dilation instead.
 
 Loss: a soft tri-map on the matched map, ``m_p = sigmoid((A - 0.65) / 0.03)`` (positive
 region) and ``m_n = 1 - sigmoid((A - 0.4) / 0.03)`` (hard-negative background of the
 same image); logits ``[Pos_i, EasyNeg_ij (j != i), HardNeg_i] / 0.07`` with
 ``Pos_i = <m_p, A_ii> / |m_p|``, ``EasyNeg_ij`` the same positive-region average of
 the mismatched map ``A_ij`` (its own tri-map), ``HardNeg_i = <m_n, A_ii> / |m_n|``;
-cross-entropy to index 0. (The released code keeps a zeroed diagonal among the easy
-negatives; here ``j != i`` is taken literally.)
+cross-entropy to index 0. The released code keeps the diagonal among the easy negatives,
+multiplied by ``1 - 100 = -99`` (its ``mask``), so that it drops out of the softmax; here
+``j != i`` is taken literally. The two agree unless ``Pos_ii`` is negative (in practice:
+every cosine of that map negative), where ``-99 Pos_ii`` is a large logit, not a vanishing one.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from torch import Tensor, nn
 
 from baselines.encoders import (AudioVisualEmbedder, cross_modal_similarities, matched_pairs,
                                 matched_similarity_map)
+from baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
 from baselines.registry import register
 
 
@@ -71,11 +76,12 @@ class LVS(nn.Module):
                  visual_weights: str | None = None, audio_weights: str | None = None,
                  dim: int | None = None, output_stride: int = 16,
                  positive_threshold: float = 0.65, negative_threshold: float = 0.4,
-                 trimap_sharpness: float = 0.03, temperature: float = 0.07) -> None:
+                 trimap_sharpness: float = 0.03, temperature: float = 0.07,
+                 dilated: bool = True) -> None:
         super().__init__()
         self.embedder = AudioVisualEmbedder(encoder_size, sample_rate, visual_weights,
                                             audio_weights, dim, output_stride,
-                                            projection=dim is not None)
+                                            projection=dim is not None, dilated=dilated)
         self.positive_threshold = positive_threshold
         self.negative_threshold = negative_threshold
         self.trimap_sharpness = trimap_sharpness
@@ -93,3 +99,14 @@ class LVS(nn.Module):
         """LVS loss of all-pairs cosine maps ``[B, B, h, w]`` with this network's settings."""
         return lvs_loss(cosine_similarities, self.positive_threshold, self.negative_threshold,
                         self.trimap_sharpness, self.temperature)
+
+
+register_recipes("lvs", {
+    "composed-cpu": Recipe(network=COMPOSED_CPU_NETWORK,
+                           source="the composed benchmark at 64 px: an 8x8 map (dilated); nothing else changed"),
+    "paper": Recipe(network={"output_stride": 16, "dilated": False},
+                    training={"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "batch_size": 128},
+                    source="hche11/Localizing-Visual-Sounds-the-Hard-Way models/base_models.py: layer4 at "
+                           "stride 1, undilated. The repository releases no training script: the training "
+                           "settings are the paper preset's former shared ones, not read from LVS's code"),
+})

@@ -21,7 +21,10 @@ from the momentum branch when ``momentum_map_at_eval`` (the original's ``use_mom
 
 Inference extras for the extended (silence-aware) protocol: ``absolute_scores`` maps the
 map onto ``[0, 1]`` with the fixed range ``[-1/tau, 1/tau]`` (not per image, so a silent or
-off-screen clip keeps low scores) and ``confidence`` is the mean of the top 25% of those.
+off-screen clip keeps low scores) and ``confidence`` is the mean of the top 25% of those:
+with ``size=(224, 224)`` over the map upsampled bicubically (``align_corners=True``) to that
+size, as the released ``test.py`` computes it; without, over the native map's cells. Neither
+enters training: the map a network trains on is the same either way.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from baselines.encoders import cross_modal_similarities, encoder_pair, matched_similarity_map
+from baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
 from baselines.registry import register
 
 
@@ -138,8 +142,27 @@ class SLAVC(nn.Module):
         """Map ``[-1/tau, 1/tau]`` onto ``[0, 1]`` with one fixed range for every image."""
         return (similarity_map * self.tau + 1.0) / 2.0
 
-    def confidence(self, images: Tensor, audio: Tensor) -> Tensor:
-        """Mean of the top 25% absolute scores of each map: ``[B]`` (is anything sounding?)."""
-        scores = rearrange(self.absolute_scores(self.localize(images, audio)), "b h w -> b (h w)")
+    def confidence(self, images: Tensor, audio: Tensor,
+                   size: tuple[int, int] | None = None) -> Tensor:
+        """Mean of the top 25% absolute scores of each map: ``[B]`` (is anything sounding?).
+
+        ``size``: first upsample the scores there (bicubic, ``align_corners=True``); the
+        original's is ``(224, 224)``. ``None``: the native map's cells.
+        """
+        scores = self.absolute_scores(self.localize(images, audio))
+        if size is not None:
+            scores = F.interpolate(scores[:, None], size=size, mode="bicubic", align_corners=True)[:, 0]
+        scores = rearrange(scores, "b h w -> b (h w)")
         top = scores.topk(max(1, scores.shape[1] // 4), dim=1).values
         return top.mean(dim=1)
+
+
+register_recipes("slavc", {
+    "composed-cpu": Recipe(network={**COMPOSED_CPU_NETWORK, "momentum": 0.99},
+                           source="measured on the composed flickr tier (docs/baselines.md): at 0.999 the "
+                                  "momentum branch averages over ~1,000 of a few thousand updates"),
+    "paper": Recipe(network={"output_stride": 32, "momentum": 0.999, "visual_dropout": 0.9, "audio_dropout": 0.0},
+                    training={"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "batch_size": 128},
+                    source="stoneMo/SLAVC scripts/train_vggsound144k.sh: Adam, --init_lr 1e-4, --batch_size 128, "
+                           "weight decay 0 (train.py's default), --m_img/--m_aud 0.999, --dropout_img 0.9"),
+})

@@ -21,9 +21,18 @@ enters the PCM through its own normalised 128-d embedding and the cosine through
 ``dim``-d projection; the SimSiam projector is 3 layers of 2048 with BatchNorm (last without
 affine) and the predictor a 2048-512-2048 bottleneck; the PCM runs 4 refinement cycles.
 
+Options that follow the original where the default does not (the ``"paper"`` recipe sets
+them): ``audio_projection_layers=2`` makes the cosine's audio projection the original's
+2-layer MLP (Linear, ReLU, Linear; hidden width ``dim``, the original's 512 at resnet18),
+one Linear by default; ``per_view_passes=True`` runs the encoders and the PCM once per view,
+as the original does, so each view's BatchNorm statistics are its own (by default both views
+go through as one batch); ``head_lr_scale`` sets the SimSiam head's learning rate relative
+to the rest (``param_groups``; the original: 5e-5 against 2e-5, i.e. 2.5).
+
 ``freeze_visual`` / ``freeze_audio`` keep an encoder fixed (weights and BatchNorm statistics):
-the original optimised only its VGGish's last layer, the PCM and the SimSiam head, never its
-ImageNet VGG16. Use them with ``visual_weights`` / ``audio_weights``.
+the original's optimiser holds only the audio projection (its VGGish is frozen whole), the
+PCM and the SimSiam head, never its ImageNet VGG16. Use them with ``visual_weights`` /
+``audio_weights``.
 """
 from __future__ import annotations
 
@@ -34,6 +43,7 @@ from torch import Tensor, nn
 
 from baselines.encoders import AudioEncoder, VisualEncoder, matched_similarity_map, soft_min_max_normalise
 from baselines.freezing import FreezableEncoders
+from baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
 from baselines.registry import register
 from dmt_wrap.augment import GeometricParams, augment_audio, sample_geometry, warp
 
@@ -184,8 +194,16 @@ class SSPL(FreezableEncoders):
                  predictor_hidden_dim: int = 512,
                  crop_scale: tuple[float, float] = (0.8, 1.0), audio_gain_db: float = 6.0,
                  audio_noise_snr_db: float = 30.0, freeze_visual: bool = False,
-                 freeze_audio: bool = False) -> None:
+                 freeze_audio: bool = False, audio_projection_layers: int = 1,
+                 per_view_passes: bool = False, head_lr_scale: float = 1.0) -> None:
         super().__init__()
+        if audio_projection_layers not in (1, 2):
+            raise ValueError(f"audio_projection_layers={audio_projection_layers}: 1 (a Linear) or 2 (the "
+                             "original's Linear-ReLU-Linear)")
+        if head_lr_scale <= 0:
+            raise ValueError(f"head_lr_scale={head_lr_scale}: must be > 0 (1: the base learning rate)")
+        self.per_view_passes = per_view_passes
+        self.head_lr_scale = head_lr_scale
         self.crop_scale = crop_scale
         self.audio_gain_db = audio_gain_db
         self.audio_noise_snr_db = audio_noise_snr_db
@@ -197,7 +215,9 @@ class SSPL(FreezableEncoders):
         audio_channels = self.audio_encoder.out_channels
         dim = dim or self.visual_encoder.out_channels
         self.audio_to_pcm = nn.Linear(audio_channels, pcm_audio_dim)
-        self.audio_to_visual = nn.Linear(audio_channels, dim)
+        self.audio_to_visual = (nn.Linear(audio_channels, dim) if audio_projection_layers == 1 else
+                                nn.Sequential(nn.Linear(audio_channels, dim), nn.ReLU(),
+                                              nn.Linear(dim, dim)))
         self.pcm = PredictiveCodingModule(self.visual_encoder.out_channels, pcm_audio_dim, dim,
                                           levels=pcm_levels, cycles=pcm_cycles)
         self.head = SimSiamHead(dim, projection_dim, predictor_hidden_dim)
@@ -217,8 +237,13 @@ class SSPL(FreezableEncoders):
             return self.refined_features_and_map(images, audio)[1], None
         second_images, second_audio = second_view(images, audio, self.crop_scale,
                                                   self.audio_gain_db, self.audio_noise_snr_db)
-        features, cosine = self.refined_features_and_map(torch.cat([images, second_images]),
-                                                         torch.cat([audio, second_audio]))
+        if self.per_view_passes:
+            views = [self.refined_features_and_map(images, audio),
+                     self.refined_features_and_map(second_images, second_audio)]
+            features, cosine = (torch.cat(parts) for parts in zip(*views))
+        else:
+            features, cosine = self.refined_features_and_map(torch.cat([images, second_images]),
+                                                             torch.cat([audio, second_audio]))
         pooled = einsum(features, soft_min_max_normalise(cosine), "b c h w, b h w -> b c")
         first, second = pooled.chunk(2)
         prediction_1, target_1 = self.head(first)
@@ -229,3 +254,28 @@ class SSPL(FreezableEncoders):
     def forward(self, images: Tensor, audio: Tensor) -> tuple[Tensor, Tensor | None]:
         similarity, losses = self.forward_per_sample(images, audio)
         return similarity, None if losses is None else losses.mean()
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """The SimSiam head at ``head_lr_scale * lr``; everything else at ``lr`` (not listed).
+
+        Empty at ``head_lr_scale=1``, so the optimiser is the default one's.
+        """
+        if self.head_lr_scale == 1.0:
+            return []
+        return [{"params": [p for p in self.head.parameters() if p.requires_grad],
+                 "lr": lr * self.head_lr_scale}]
+
+
+register_recipes("sspl", {
+    "composed-cpu": Recipe(network=COMPOSED_CPU_NETWORK,
+                           source="the composed benchmark at 64 px: an 8x8 map; nothing else changed"),
+    "paper": Recipe(network={"output_stride": 16, "audio_projection_layers": 2, "per_view_passes": True,
+                             "head_lr_scale": 2.5, "crop_scale": (1 / 1.1, 1 / 1.1), "audio_gain_db": 0.0,
+                             "audio_noise_snr_db": None},
+                    training={"optimizer": "adamw", "lr": 2e-5, "weight_decay": 1e-4, "batch_size": 256},
+                    source="zjsong/SSPL sspl_w_pcm/arguments_train.py and main.py create_optimizer: AdamW, "
+                           "lr 2e-5 (PCM, audio projection) and 5e-5 (SimSiam head), weight decay 1e-4 "
+                           "(the original exempts the PCM's two rate tensors; here they decay too), 2 GPUs x 128; a 224 crop of the frame resized "
+                           "to 110%, one audio clip for both views. Its encoders are pretrained and frozen: "
+                           "give visual_weights/audio_weights and freeze_visual/freeze_audio for that"),
+})

@@ -6,6 +6,11 @@
     python benchmarks/evaluate.py --data flickr --root DIR --checkpoint model.pt --network ezvsl \
         --extended flickr_test_plus_silent.csv         # SLAVC's extended protocol
 
+``--protocol`` follows one published evaluator (``dmt_wrap/metrics.py``'s ``PROTOCOLS``: ``lvs``,
+``ssltie``, ``ezvsl``, ``fnac``, ``slavc``, ``sspl``; default ``benchmark``, the project's tables').
+The model's ``localize`` returns maps at the image size, so with ground truth of that size (224 px
+on both sets) a protocol changes the binarisation and the confidence, not the upsampling.
+
 Prints CIoU@0.5, AUC and the small-object metrics in % and writes them as JSON with
 ``--out``; with ``--extended PAIRS_FILE`` (SLAVC's non-sounding pairs; see
 ``dmt_wrap/datasets/extended.py``) also AP and max-F1 of the map's confidence, and with
@@ -27,6 +32,7 @@ from dmt_wrap.datasets.flickr import FlickrSoundNet
 from dmt_wrap.datasets.media import ON_ERROR_POLICIES, FrameAudioDataset
 from dmt_wrap.datasets.vggss import VGGSoundSource
 from dmt_wrap.evaluation import evaluate_model
+from dmt_wrap.metrics import DEFAULT_PROTOCOL, PROTOCOLS
 from dmt_wrap.wrapper import DualMeanTeacher
 
 LABELS = {"ciou50": "CIoU@0.5", "auc": "AUC", "pointing": "pointing", "area_iou": "area IoU",
@@ -57,6 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--on-error", choices=ON_ERROR_POLICIES, default="raise",
                         help="skip: drop (and count) bad entries, files and pair lines instead "
                         "of stopping")
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default=DEFAULT_PROTOCOL,
+                        help="the published evaluator to follow (upsampling, binarisation, confidence)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--num-workers", type=int, default=0)
@@ -98,12 +106,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                                  lambda: baselines.build(args.network, **network_args),
                                  device=args.device)
     scores = evaluate_model(model.localize, dataset, batch_size=args.batch_size,
-                            device=model.device, num_workers=args.num_workers)
+                            device=model.device, num_workers=args.num_workers, protocol=args.protocol)
     extended = isinstance(dataset, ExtendedPairs)
     sounding = sum(dataset.sounding) if extended else len(dataset)
     skipped = len(dataset.skipped) + (len(dataset.base.skipped) if extended else 0)
     kinds = f": {sounding} sounding, {len(dataset) - sounding} non-sounding" if extended else ""
-    print(f"{args.data} ({len(dataset)} pairs{kinds}), {args.network} from {args.checkpoint}:")
+    print(f"{args.data} ({len(dataset)} pairs{kinds}), {args.network} from {args.checkpoint}, "
+          f"protocol {args.protocol}:")
     if skipped:
         print(f"  ({skipped} bad entries, files or lines skipped: --on-error skip)")
     for name, value in scores.items():
@@ -112,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         Path(args.out).write_text(json.dumps({"data": args.data, "pairs": len(dataset),
                                               "sounding_pairs": sounding,
                                               "extended": args.extended, "skipped": skipped,
-                                              "network": args.network,
+                                              "network": args.network, "protocol": args.protocol,
                                               "checkpoint": str(args.checkpoint),
                                               "metrics": scores}, indent=2))
     return scores

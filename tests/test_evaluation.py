@@ -112,3 +112,13 @@ def test_evaluate_cli_scores_a_saved_checkpoint_on_flickr_layout(tmp_path):
     assert written["pairs"] == 2 and written["metrics"] == scores
     assert set(scores) == {"ciou50", "auc", "pointing", "area_iou", "pixel_ap"}
     assert all(0.0 <= value <= 1.0 for value in scores.values())
+
+
+def test_protocol_reaches_every_metric_and_must_match_the_accumulator():
+    data = BoxesInImages(LARGE)
+    assert evaluate_model(red_channel, data, progress=False, protocol="ezvsl")["ciou50"] == 1.0
+    lvs = MetricAccumulator("lvs")
+    evaluate_model(red_channel, data, progress=False, accumulator=lvs, protocol="lvs")
+    assert lvs.protocol.name == "lvs"
+    with pytest.raises(ValueError, match="accumulator"):
+        evaluate_model(red_channel, data, progress=False, accumulator=MetricAccumulator(), protocol="sspl")

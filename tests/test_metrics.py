@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from dmt_wrap.datasets.boxes import flickr_gt, vggss_gt
-from dmt_wrap.metrics import (MetricAccumulator, area_iou, ciou_at, ciou_auc, ciou_per_image,
-                              extended_ap_f1, map_confidence, pixel_ap, pointing_game, upsample_maps)
+from dmt_wrap.metrics import (DEFAULT_PROTOCOL, PROTOCOLS, MetricAccumulator, area_iou, binarise, ciou_at,
+                              ciou_auc, ciou_per_image, extended_ap_f1, get_protocol, map_confidence, pixel_ap,
+                              pointing_game, protocol_upsample, upsample_maps)
 
 # Flickr-like consensus on a 4x4 grid: both annotators on the left 2x2, one on the right 2x2.
 CONSENSUS = torch.tensor([[1.0, 1.0, 0.5, 0.5],
@@ -222,3 +223,113 @@ def test_accumulator_matches_batch_functions_and_filters_sounding():
         plain.update(maps[:1], gt[:1], confidence=torch.ones(1))
     with pytest.raises(ValueError, match="before any update"):
         MetricAccumulator().compute()
+
+
+# ---------------------------------------------------------------- named protocols, from their definitions
+
+RAMP = torch.tensor([[[0.0, 1.0], [0.0, 1.0]]])  # 2x2, rising left to right
+
+
+def keys_cubic(distance: float, a: float = -0.75) -> float:
+    """Keys' cubic convolution kernel (``a = -0.75``, PyTorch's bicubic)."""
+    x = abs(distance)
+    if x <= 1:
+        return (a + 2) * x ** 3 - (a + 3) * x ** 2 + 1
+    if x < 2:
+        return a * x ** 3 - 5 * a * x ** 2 + 8 * a * x - 4 * a
+    return 0.0
+
+
+def bicubic_corners_row(values: list[float], size: int) -> list[float]:
+    """1-D bicubic resampling with ``align_corners=True`` (output j at input j (n-1)/(size-1)),
+    replicating the border samples."""
+    n = len(values)
+    row = []
+    for j in range(size):
+        position = j * (n - 1) / (size - 1)
+        base = math.floor(position)
+        row.append(sum(keys_cubic(position - k) * values[min(max(k, 0), n - 1)]
+                       for k in range(base - 1, base + 3)))
+    return row
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("benchmark", [0.0, 0.25, 0.75, 1.0]),   # half-pixel centres, cv2.INTER_LINEAR
+    ("lvs", [0.0, 0.25, 0.75, 1.0]),
+    ("ssltie", [0.0, 0.25, 0.75, 1.0]),
+    ("sspl", [0.0, 0.25, 0.75, 1.0]),
+    ("ezvsl", [0.0, 1 / 3, 2 / 3, 1.0]),     # align_corners=True: corners on corners
+    ("fnac", [0.0, 1 / 3, 2 / 3, 1.0]),
+    ("slavc", bicubic_corners_row([0.0, 1.0], 4)),  # 0, 17/54, 37/54, 1
+])
+def test_each_protocol_upsamples_as_its_evaluator(name, expected):
+    row = protocol_upsample(RAMP, (4, 4), name)[0, 0].tolist()
+    assert row == pytest.approx(expected, abs=1e-6)
+    if name == "slavc":
+        assert row[1] == pytest.approx(17 / 54, abs=1e-6)
+
+
+def test_protocol_binarisations_on_hand_cases():
+    # min-max [1, .75, .25, 0]; sorted [0, .25, .75, 1], v = .75 (index n // 2)
+    steps = torch.tensor([[[4.0, 3.0], [1.0, 0.0]]])
+    assert binarise(steps, "benchmark").sum() == 2   # >= v: the top half
+    assert binarise(steps, "ezvsl").sum() == 2
+    assert binarise(steps, "lvs").sum() == 1         # > v, plus the maximum
+    assert binarise(steps, "sspl").sum() == 2        # min-max >= 0.5
+    # min-max [1, .25, .125, 0], v = .25: SSPL's fixed 0.5 keeps only the peak
+    skewed = torch.tensor([[[4.0, 1.0], [0.5, 0.0]]])
+    assert binarise(skewed, "ezvsl").sum() == 2 and binarise(skewed, "sspl").sum() == 1
+    # SLAVC thresholds absolute scores, no normalisation: >= 0.5 as they are
+    absolute = torch.tensor([[[0.6, 0.5], [0.4, 0.9]]])
+    assert binarise(absolute, "slavc").tolist() == [[[True, True], [False, True]]]
+    assert binarise(absolute * 0.5, "slavc").sum() == 0  # a quiet map stays quiet
+    # without ties LVS keeps n - n // 2 - 1 pixels, EZ-VSL n - n // 2
+    distinct = torch.randperm(16, generator=torch.Generator().manual_seed(0)).float().reshape(1, 4, 4)
+    assert binarise(distinct, "lvs").sum() == 7 and binarise(distinct, "ezvsl").sum() == 8
+    # a constant map: EZ-VSL's >= keeps everything, LVS's > keeps nothing
+    constant = torch.full((1, 2, 2), 3.0)
+    assert binarise(constant, "ezvsl").all() and not binarise(constant, "lvs").any()
+
+
+def test_protocol_ciou_differs_only_where_its_definition_says():
+    gt = torch.zeros(1, 2, 2)
+    gt[0, 0, 0] = 1.0
+    steps = torch.tensor([[[4.0, 3.0], [1.0, 0.0]]])
+    assert ciou_per_image(steps, gt).item() == 0.5          # B = 2 pixels, 1 on G
+    assert ciou_per_image(steps, gt, "lvs").item() == 1.0   # B = the peak alone
+    assert ciou_per_image(steps, gt, "benchmark").item() == ciou_per_image(steps, gt).item()
+
+
+def test_default_protocol_is_todays_evaluator():
+    """The benchmark's numbers: bilinear half-pixel upsampling and >= the median, as before."""
+    protocol = get_protocol()
+    assert protocol.name == DEFAULT_PROTOCOL == "benchmark"
+    assert (protocol.upsample, protocol.align_corners, protocol.binarise) == ("bilinear", False, "median_ge")
+    generator = torch.Generator().manual_seed(3)
+    maps, gt = torch.randn(4, 7, 7, generator=generator), _random_boxes_gt(generator, 4, 56)
+    default = MetricAccumulator()
+    default.update(maps, gt)
+    named = MetricAccumulator("benchmark")
+    named.update(maps, gt)
+    assert default.compute() == named.compute()
+    assert not torch.equal(ciou_per_image(maps, gt, "ezvsl"), ciou_per_image(maps, gt))
+
+
+def test_slavc_confidence_is_over_the_upsampled_map():
+    maps = torch.tensor([[[0.0, 1.0], [0.2, 0.4]]])
+    native = map_confidence(maps)  # top quarter of 4 cells: the 1.0
+    assert native.item() == pytest.approx(1.0)
+    # SLAVC: the mean of the top 4 of the 16 bicubic (align_corners) values
+    rows = [bicubic_corners_row(column, 4) for column in ([0.0, 0.2], [1.0, 0.4])]  # down each column
+    grid = [bicubic_corners_row([rows[0][i], rows[1][i]], 4) for i in range(4)]   # then across
+    expected = sum(sorted(v for row in grid for v in row)[-4:]) / 4
+    assert map_confidence(maps, (4, 4), "slavc").item() == pytest.approx(expected, abs=1e-6)
+    assert map_confidence(maps, (4, 4), "benchmark").item() == native.item()
+    with pytest.raises(ValueError, match="size"):
+        map_confidence(maps, protocol="slavc")
+
+
+def test_unknown_protocol_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="benchmark"):
+        MetricAccumulator("lvs-ish")
+    assert set(PROTOCOLS) == {"benchmark", "lvs", "ssltie", "ezvsl", "fnac", "slavc", "sspl"}
