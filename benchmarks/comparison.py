@@ -128,7 +128,7 @@ class WarmupCache(Callback):
 def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, device: str | None,
                 progress: bool, warmup_cache: Path | None = None) -> dict[str, Any]:
     result_file = folder / RESULT
-    config = job.variant.config(preset.train.replace(seed=job.seed))
+    config = job.variant.config(preset.train_config(job.method, job.variant).replace(seed=job.seed))
     settings = {"train": config.to_dict(), "network": preset.network_kwargs(job.method),
                 "data": {k: getattr(preset, k) for k in ("tier", "image_size", "sample_rate", "duration",
                                                           "train_size", "unlabeled_size", "test_size")}}

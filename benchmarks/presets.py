@@ -3,15 +3,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from baselines.recipes import recipe_network_kwargs, recipe_training
 from dmt_wrap import DMTConfig
 from dmt_wrap.augment import MILD_AUGMENT
+
+from benchmarks.variants import Variant
+
+
+#: Variants whose rows stand for the method alone: under a recipe with training settings
+#: (``--preset paper``) they train with the method's own; DMT's variants keep ``Preset.train``.
+OWN_RECIPE_ABLATIONS = frozenset({"self_supervised", "naive", "naive_ensemble"})
 
 
 @dataclass(frozen=True)
 class Preset:
     """One comparison's scale. ``train_size`` is the nominal training set the label ratio
     applies to (3% of 4,000 = 120 labeled scenes); unlabeled scenes are drawn fresh from a
-    stream of ``unlabeled_size`` generated scenes, so nothing is memorised."""
+    stream of ``unlabeled_size`` generated scenes, so nothing is memorised.
+
+    ``recipe`` names the recipe every method is built with (``baselines.recipes``): its
+    network arguments, and for the self-supervised and naive rows its training settings
+    (``train_config``); ``train`` is DMT's."""
 
     name: str
     image_size: int
@@ -24,15 +36,19 @@ class Preset:
     curve_size: int
     tier: str
     train: DMTConfig
+    recipe: str
     meaningful: bool = True
-    model_kwargs: dict = field(default_factory=dict)
-    method_kwargs: dict = field(default_factory=dict)
     network_overrides: dict = field(default_factory=dict)  # run.py --network-args
 
     def network_kwargs(self, method: str) -> dict:
-        """Constructor arguments for ``method``: shared ones, the method's own, then overrides."""
-        return {"encoder_size": self.encoder_size, "sample_rate": self.sample_rate, **self.model_kwargs,
-                **self.method_kwargs.get(method, {}), **self.network_overrides}
+        """Constructor arguments for ``method``: the scale's, the recipe's, then overrides."""
+        return {"encoder_size": self.encoder_size, "sample_rate": self.sample_rate,
+                **recipe_network_kwargs(method, self.recipe, train_size=self.train_size), **self.network_overrides}
+
+    def train_config(self, method: str, variant: Variant) -> DMTConfig:
+        """``train``, with ``method``'s recipe's training settings for the rows of the method alone."""
+        own = recipe_training(method, self.recipe) if variant.ablation in OWN_RECIPE_ABLATIONS else {}
+        return self.train.replace(**own) if own else self.train
 
 
 CPU = Preset(
@@ -54,22 +70,9 @@ CPU = Preset(
     train=DMTConfig(warmup_steps=200, steps=400, steps_per_epoch=50, batch_size=32, labeled_batch_size=16,
                     lr=1e-3, ema_decay=0.95, delta=0.6, tau=0.6, lambda_u=0.25, rampup_steps=50, lambda_c=0.1,
                     pseudo_label_shape="box", num_workers=1, augment=MILD_AUGMENT),
-    model_kwargs={"output_stride": 8},
-    # Per method, measured self-supervised on the flickr tier (2,000 updates; README, "Does each
-    # baseline learn alone?"): FNAC's regularisers start after 400 updates (the former warm-up's
-    # length, now 200 updates into stage 2; 5 epochs of 144k pairs in the original) at weight 1 (100
-    # swamps its contrastive loss here: CIoU@0.5 3.6 at 100, 10.2 at 1; warm-started 12.4 -> 40.8);
-    # SLAVC's momentum branch (its targets and its eval map) averages over ~100 updates at 0.99, over
-    # ~1,000 at the original's 0.999 (of ~22k): CIoU@0.5 14.2 -> 29.4. Attention10k without the ReLU
-    # before its softmax, at temperature 0.1: with it, 11 of 12 networks (naive ensemble and DMT, 3
-    # seeds) ended with every cosine negative, a flat attention and no gradient (naive CIoU@0.5 4.6 /
-    # 54.4 / 4.2); without it none did (48.8 / 53.8 / 47.8; docs/results.md).
-    # FNAC without its visual dropout (0.9 as released): at 0.9 its supervised BCE stays at 0.65
-    # (chance 0.69) through 600 updates and DMT's teachers keep nothing; at 0 naive CIoU@0.5 goes from
-    # 15.4 / 15.6 / 16.2 to 41.8 / 47.4 / 39.2 over 3 seeds and DMT keeps 8-25%.
-    method_kwargs={"fnac": {"reg_warmup_steps": 400, "regulariser_weight": 1.0, "visual_dropout": 0.0},
-                   "slavc": {"momentum": 0.99},
-                   "attention10k": {"attention_temperature": 0.1, "score_activation": "identity"}},
+    # Every method's "composed-cpu" recipe: an 8x8 map, and the per-method changes that make FNAC,
+    # SLAVC and Attention10k learn at this scale (their recipes say why; docs/baselines.md measures it).
+    recipe="composed-cpu",
 )
 
 QUICK = replace(
@@ -82,7 +85,10 @@ PAPER = Preset(
     train_size=144_000, unlabeled_size=144_000, test_size=1000, curve_size=250, tier="flickr",
     train=DMTConfig(warmup_steps=2000, steps=20_000, steps_per_epoch=1000, batch_size=128, labeled_batch_size=32,
                     lr=1e-4, ema_decay=0.999, pseudo_label_shape="box", num_workers=8, channels_last=True),
-    # each baseline's own default stride is its original's (7x7 or 14x14 maps at 224 px)
+    # Every method's "paper" recipe: its original's network arguments (7x7 or 14x14 maps at 224 px),
+    # and for its self-supervised and naive rows its original's optimiser, learning rates, weight
+    # decay and batch size; DMT's rows train with ``train`` above.
+    recipe="paper",
 )
 
 PRESETS = {p.name: p for p in (CPU, QUICK, PAPER)}

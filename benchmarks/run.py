@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 import baselines  # noqa: F401  (fills the registry)
+from baselines.recipes import recipe_training
 from baselines.registry import available
 from benchmarks.comparison import Job, reference_scores, run_job
 from benchmarks.composed import TIERS
@@ -37,7 +38,10 @@ from dmt_wrap import DMTConfig
 from dmt_wrap.atomic import write_text_atomic
 from dmt_wrap.distributed import resolve_device
 from dmt_wrap.machine import describe, machine_record
+from dmt_wrap.metrics import get_protocol
 
+#: The benchmark's tables are scored under the default protocol (dmt_wrap/metrics.py).
+PROTOCOL = get_protocol()
 log = logging.getLogger("benchmarks")
 
 
@@ -158,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     header += [f"Data: {d}" for d in sorted(descriptions)]
     header += [f"Command: `{command_line('run.py', argv)}`", f"Machine: {describe(machine)}",
                f"Seeds: {args.seeds}; metrics in % (mean ± std over seeds when several); equal updates per "
-               f"network: {preset.train.warmup_steps} warm-up + {preset.train.steps} steps.", ""]
+               f"network: {preset.train.warmup_steps} warm-up + {preset.train.steps} steps.",
+               f"Evaluation protocol: `{PROTOCOL.name}` ({PROTOCOL.source}; dmt_wrap/metrics.py).",
+               *recipe_lines(preset, args.method), ""]
     sections = []
     pairs = [(v.name, v.title) for v in variants]
     names = [name for name, _ in pairs]
@@ -183,9 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     markdown = "\n".join(header) + "\n" + "\n\n".join(sections) + "\n"
     write_text_atomic(args.out / "results.md", markdown)
     write_json(args.out / "gains.json", {"preset": preset.name, "meaningful": preset.meaningful, "machine": machine,
-                                         "command": command_line("run.py", argv), "ratios": gains})
+                                         "protocol": PROTOCOL.name, "command": command_line("run.py", argv),
+                                         "ratios": gains})
     write_json(results_file(args.out), {
-        "preset": preset.name, "meaningful": preset.meaningful, "machine": machine, "data": sorted(descriptions),
+        "preset": preset.name, "meaningful": preset.meaningful, "machine": machine, "protocol": PROTOCOL.name,
+        "recipe": preset.recipe, "data": sorted(descriptions),
         "references": references,
         "rows": [{"method": k[0], "ratio": k[1], "variant": k[2], **v} for k, v in table.items()],
         "runs": [{k: v for k, v in r.items() if k != "history"} for r in results],
@@ -198,6 +206,19 @@ def main(argv: list[str] | None = None) -> int:
     save_overlays(args, preset, data_cache, plots / "overlays.png")
     print(markdown)
     return 0
+
+
+def recipe_lines(preset: Preset, methods: list[str]) -> list[str]:
+    """The results' note of which recipe built each network and whose settings trained which rows."""
+    lines = [f"Networks: each method's `{preset.recipe}` recipe (baselines/recipes.py)."]
+    own = {m: recipe_training(m, preset.recipe) for m in methods}
+    if any(own.values()):
+        lines.append("Self-supervised and naive rows train with the method's own recipe ("
+                     + "; ".join(f"{m}: {json.dumps(v)}" for m, v in own.items() if v) + "); the other rows "
+                     f"with DMT's: optimizer {preset.train.optimizer}, lr {preset.train.lr:g}, weight decay "
+                     f"{preset.train.weight_decay:g}, batch {preset.train.batch_size} unlabeled + "
+                     f"{preset.train.labeled_batch_size} labeled.")
+    return lines
 
 
 def configured_preset(args: argparse.Namespace) -> Preset:
