@@ -15,7 +15,9 @@ def _read_umask() -> int:
     return mask
 
 
-_FILE_MODE = 0o666 & ~_read_umask()
+_UMASK = _read_umask()
+_FILE_MODE = 0o666 & ~_UMASK
+_FOLDER_MODE = 0o777 & ~_UMASK
 
 
 @contextmanager
@@ -62,17 +64,24 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 @contextmanager
 def atomic_folder(folder: str | os.PathLike, durable: bool = False) -> Iterator[Path]:
     """Yield an empty staging folder beside ``folder``; when the block succeeds it replaces
-    ``folder`` (an existing one is removed first), otherwise it is removed. ``durable``
-    fsyncs every file written into it before the rename."""
+    ``folder`` (an existing one is removed first: callers check that it is theirs to replace),
+    otherwise it is removed. The folder and its files get the permissions of the user's umask
+    (not ``mkdtemp``'s owner-only ones). ``durable`` fsyncs every file written into it before
+    the rename."""
     folder = Path(folder)
+    if folder.is_symlink():
+        raise FileExistsError(f"{folder} is a symbolic link; write to a real folder, the link is not replaced.")
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
         yield staging
-        if durable:
-            for written in staging.iterdir():
-                with open(written, "rb") as handle:
-                    os.fsync(handle.fileno())
+        for written in staging.iterdir():
+            if written.is_file() and not written.is_symlink():
+                os.chmod(written, _FILE_MODE)
+                if durable:
+                    with open(written, "rb") as handle:
+                        os.fsync(handle.fileno())
+        os.chmod(staging, _FOLDER_MODE)
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(staging, folder)

@@ -22,6 +22,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path, write_text_atomic
+from .outputs import OutputError, check_outputs
 from .clips import window_start
 from .datasets.media import DataError, safe_join
 from .video import VIDEO_SUFFIXES, probe, read_audio, sample_frames
@@ -105,6 +106,35 @@ def find_videos(folder: Path) -> dict[str, Path]:
     return {path.stem: path for path in sorted(folder.iterdir()) if path.suffix.lower() in VIDEO_SUFFIXES}
 
 
+def check_id(name: str, source: str) -> None:
+    """Refuse an id that cannot be one line of a list file or a plain file name (a newline, a control character)."""
+    if any(ord(char) < 32 or ord(char) == 127 for char in name):
+        raise DataError(f"{source}: the id {name!r} holds a line break or control character, which would split "
+                        "it in the list file; rename the file (or fix the id list).", source)
+
+
+def settings_difference(recorded: Any, settings: dict[str, Any]) -> str:
+    """``"duration 3 (now 1)"``: the settings that differ between a manifest and this run."""
+    if not isinstance(recorded, dict):
+        return "settings unreadable"
+    return ", ".join(f"{key} {recorded.get(key)!r} (now {value!r})" for key, value in settings.items()
+                     if recorded.get(key) != value) or "settings"
+
+
+def check_out_folder(out: Path, videos: Path, list_name: str, ids: Path | None) -> Path:
+    """The list file's path inside ``out``, refusing an ``out`` this command did not write or that would hit an input."""
+    list_path = safe_join(out, list_name, f"--list {list_name!r}")
+    if "/" in list_name:
+        raise DataError(f"--list {list_name!r}: give a file name; the list is written inside {out}.", out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"OUT {out} is a file; pass a folder to write the dataset into.")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise OutputError(f"OUT {out} exists and was not written by `dmt-wrap prepare` (no {MANIFEST}); choose a "
+                          "new or empty folder.")
+    check_outputs({"--list": list_path, "manifest": out / MANIFEST}, {"VIDEOS": videos, "--ids": ids}, overwrite=True)
+    return list_path
+
+
 def match_video(stem: str, videos: dict[str, Path]) -> Path | None:
     """``videos[stem]``, else the one video whose stem starts with ``stem_`` (``<id>_<start>_<end>`` names)."""
     if stem in videos:
@@ -163,10 +193,17 @@ def load_manifest(out: Path, settings: PrepareSettings) -> dict[str, Any]:
     path = out / MANIFEST
     if not path.is_file():
         return {}
-    manifest = json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        raise DataError(f"{path} is not a readable manifest; remove it to prepare {out} again.", path) from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{path} is not a manifest written by `dmt-wrap prepare`; remove it or use another folder.",
+                        path)
     if manifest.get("settings") != settings.record():
-        raise DataError(f"{path} was prepared with {manifest.get('settings')}, not {settings.record()}; use "
-                        "another output folder, or the same settings to resume.", path)
+        differ = settings_difference(manifest.get("settings"), settings.record())
+        raise DataError(f"{path} was prepared with other settings: {differ}; use another output folder, or the same "
+                        "settings to resume.", path)
     return manifest
 
 
@@ -186,9 +223,16 @@ def prepare(videos: str | os.PathLike, out: str | os.PathLike, ids: str | os.Pat
     settings = settings or PrepareSettings()
     videos, out = Path(videos), Path(out)
     available = find_videos(videos)
+    if not available:
+        raise DataError(f"{videos} holds no video files ({', '.join(VIDEO_SUFFIXES)}); pass the folder holding the "
+                        "downloaded videos.", videos)
     wanted = read_id_list(Path(ids)) if ids is not None else [(stem, stem) for stem in available]
-    for name, _ in wanted:
+    if not wanted:
+        raise DataError(f"{ids}: lists no ids; pass a CSV of id,start,label rows or one id per line.", ids)
+    for name, stem in wanted:
+        check_id(name, str(available.get(stem, ids or videos)))
         safe_join(out, name, f"id {name!r}")
+    list_path = check_out_folder(out, videos, list_name, Path(ids) if ids is not None else None)
     previous = {record["id"]: record for record in load_manifest(out, settings).get("records", [])}
     records: dict[str, dict[str, Any]] = {}
     todo = []
@@ -219,6 +263,6 @@ def prepare(videos: str | os.PathLike, out: str | os.PathLike, ids: str | os.Pat
                 "list": list_name, "counts": {**counts, "listed": len(ordered)},
                 "summary": summary_line(counts, len(ordered), out / MANIFEST), "records": ordered}
     prepared = "".join(f"{r['id']}\n" for r in ordered if r["status"] == "prepared")
-    write_text_atomic(out / list_name, prepared)
+    write_text_atomic(list_path, prepared)
     write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return manifest

@@ -31,6 +31,7 @@ from .checkpoint import CheckpointError
 from .calibration import CalibratedNetwork
 from .checksums import SUMS_FILE, read_sums, regular_file, verify_sums, write_sums
 from .config import DMTConfig
+from .inputs import InputSpec
 from .machine import machine_record
 
 FORMAT = "dmt_wrap.pretrained"
@@ -382,6 +383,7 @@ def load_pretrained(model_class: Callable[..., ExportableModel], folder: str | o
                                  if name.startswith(prefix)})
     if config["weights"]["source"] == "teachers":
         model.start_teachers()  # the teachers become exact copies of the loaded networks
+    model.input_spec = InputSpec.from_data(config["data"]).to_data()  # what preprocess converts to
     return model
 
 
@@ -394,7 +396,7 @@ def _planned_tensors(factory: Callable[[], nn.Module], train: DMTConfig, folder:
     """
     try:
         with torch.device("meta"):
-            probe = CalibratedNetwork(factory(), eval_affine=train.recalibrate_teachers)
+            probe = CalibratedNetwork(factory())
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RuntimeError) as exc:
         raise CheckpointError(f"{folder / CONFIG_FILE}: the recorded network arguments do not build "
                               f"{config['network']['name']!r} ({str(exc)[:200]}); re-export the model.") from None

@@ -7,6 +7,7 @@ and ``resolve`` imports it the first time one of its names is asked for.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import TypeVar
@@ -34,9 +35,21 @@ def available() -> list[str]:
     return sorted(_NETWORKS)
 
 
+#: The attribute ``build`` stamps on a network: its registered name and constructor arguments, so
+#: that ``DualMeanTeacher.save_pretrained`` records how to rebuild it.
+REGISTRATION_ATTRIBUTE = "dmt_wrap_registration"
+
+
 def build(name: str, **kwargs) -> nn.Module:
     """Construct the network registered as ``name`` with the given keyword arguments."""
-    return resolve(name)(**kwargs)
+    net = resolve(name)(**kwargs)
+    setattr(net, REGISTRATION_ATTRIBUTE, {"name": name, "kwargs": dict(kwargs)})
+    return net
+
+
+def registration_of(net: nn.Module) -> dict | None:
+    """``{"name", "kwargs"}`` of a network ``build`` made, or None (a network built another way)."""
+    return getattr(net, REGISTRATION_ATTRIBUTE, None)
 
 
 def name_of(net: nn.Module) -> str | None:
@@ -44,10 +57,26 @@ def name_of(net: nn.Module) -> str | None:
     return next((name for name, factory in _NETWORKS.items() if factory is type(net)), None)
 
 
-def load_plugins() -> None:
-    """Import every module advertised under the ``dmt_wrap.networks`` entry-point group."""
+class PluginWarning(RuntimeWarning):
+    """A package advertises networks under ``dmt_wrap.networks`` but its module cannot be imported."""
+
+
+def load_plugins() -> dict[str, str]:
+    """Import every module advertised under the ``dmt_wrap.networks`` entry-point group.
+
+    One broken package must not break every load: a module that fails to import is skipped
+    with a ``PluginWarning`` naming it. Returns ``{entry point: why it failed}`` of the skipped.
+    """
+    failed: dict[str, str] = {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
-        point.load()
+        try:
+            point.load()
+        except Exception as exc:  # noqa: BLE001 (any error of a third-party import: skip that plugin)
+            origin = f" (distribution {point.dist.name})" if getattr(point, "dist", None) else ""
+            failed[point.name] = f"{point.name} = {point.value}{origin}: {type(exc).__name__}: {exc}"
+            warnings.warn(f"network plugin {failed[point.name]}; its networks are skipped (reinstall or "
+                          "uninstall that package).", PluginWarning, stacklevel=2)
+    return failed
 
 
 def resolve(name: str, load_entry_points: bool = True) -> Callable[..., nn.Module]:
@@ -55,10 +84,22 @@ def resolve(name: str, load_entry_points: bool = True) -> Callable[..., nn.Modul
 
     When it is not registered yet and ``load_entry_points``, every module advertised under
     the ``dmt_wrap.networks`` entry-point group is imported first (each registers its
-    networks as a side effect).
+    networks as a side effect); a broken one is skipped with a warning, unless ``name`` is
+    still missing, when the error names the plugins that failed (or the one named ``name``).
     """
+    failed: dict[str, str] = {}
     if name not in _NETWORKS and load_entry_points:
-        load_plugins()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PluginWarning)
+            failed = load_plugins()
+        if name in failed or name not in _NETWORKS:
+            broken = failed.get(name) or "; ".join(failed.values())
+            if broken:
+                raise ValueError(f"network {name!r} is not registered: its plugin may be the one that failed to "
+                                 f"import ({broken}); reinstall that package or pass backbone_factory=.")
+        for reason in failed.values():
+            warnings.warn(f"network plugin {reason}; its networks are skipped (reinstall or uninstall that "
+                          "package).", PluginWarning, stacklevel=2)
     if name not in _NETWORKS:
         names = ", ".join(available()) or "none"
         raise ValueError(f"network {name!r} is not registered (registered: {names}); import the package that "
