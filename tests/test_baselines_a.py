@@ -298,3 +298,58 @@ def test_registry_lists_and_refuses():
 def test_matched_pairs_is_the_diagonal():
     similarities = torch.randn(3, 3, 2, 2)
     assert torch.equal(matched_pairs(similarities)[1], similarities[1, 1])
+
+
+# ---------------------------------------------------------------- fidelity options
+
+def test_undilated_stride_keeps_the_resolution_with_stride_one_convolutions():
+    """LVS's released ResNet18 runs layer4 at stride 1 without dilation; same initial weights."""
+    torch.manual_seed(0)
+    dilated = VisualEncoder("tiny", output_stride=8)
+    torch.manual_seed(0)
+    plain = VisualEncoder("tiny", output_stride=8, dilated=False)
+    for a, b in zip(plain.state_dict().values(), dilated.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    convs = [m for m in plain.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(m.dilation == (1, 1) for m in convs)
+    assert any(m.dilation != (1, 1) for m in dilated.modules() if isinstance(m, torch.nn.Conv2d))
+    for net in (plain, dilated):  # timm zero-initialises each block's last BN: make the 3x3 convs count
+        for name, module in net.named_modules():
+            if name.endswith("bn2"):
+                torch.nn.init.ones_(module.weight)
+    images = torch.rand(2, 3, 64, 64)
+    plain_map, dilated_map = plain(images), dilated(images)
+    assert plain_map.shape == dilated_map.shape == (2, 128, 8, 8)
+    assert not torch.allclose(plain_map, dilated_map)
+    lvs = build_tiny("lvs", dilated=False)
+    assert lvs.embedder.visual.backbone.layer4[0].conv1.stride == (1, 1)
+
+
+def test_ssltie_original_family_is_one_scale_and_flip_per_batch_with_integer_angles():
+    from baselines.ssltie import original_view_transforms, warp_zero_padded
+
+    torch.manual_seed(0)
+    sides, flips = set(), set()
+    for _ in range(40):
+        matrices = original_view_transforms(6, torch.device("cpu"), max_rotation_degrees=30)
+        assert torch.all(matrices[:, :, 2] == 0)  # about the centre
+        scale = matrices[:, :, :2].det().abs().sqrt()  # 1 / s, one for the whole batch
+        assert torch.allclose(scale, scale[0].expand(6))
+        sides.add(round(float(scale[0]), 4))
+        flip = torch.sign(matrices[:, :, :2].det())  # a flip reverses orientation
+        assert torch.all(flip == flip[0])
+        flips.add(float(flip[0]))
+        degrees = torch.rad2deg(torch.atan2(matrices[:, 0, 1], matrices[:, 1, 1]))  # R(-a) F / s
+        assert torch.allclose(degrees, degrees.round(), atol=1e-3) and degrees.abs().max() <= 30 + 1e-3
+    assert sides == {1.0, 2.0} and flips == {-1.0, 1.0}  # zoom-out by 0.5 (input side x2), flips
+    # zoom-out about the centre: the image shrinks into the middle, zeros (the fill) around it
+    zoom_out = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]])
+    warped = warp_zero_padded(torch.ones(1, 1, 8, 8), zoom_out, fill=0.0)
+    assert torch.all(warped[0, 0, 2:6, 2:6] == 1) and warped[0, 0, 0].abs().sum() == 0
+    net = build_tiny("ssltie", transforms="original", max_rotation_degrees=30)
+    images, audio = torch.rand(4, 3, 64, 64), 0.1 * torch.randn(4, SAMPLE_RATE // 2)
+    out = parse_output(net(images, audio), batch_size=4, net_name="ssltie")
+    out.self_loss.backward()
+    assert torch.isfinite(out.self_loss)
+    with pytest.raises(ValueError, match="original"):
+        build_tiny("ssltie", transforms="rotated")

@@ -245,3 +245,36 @@ def test_sspl_second_view_differs_from_the_first():
     second_images, second_audio = sspl.second_view(images, audio, (0.8, 1.0), 6.0, 30.0)
     assert second_images.shape == images.shape and second_audio.shape == audio.shape
     assert not torch.allclose(second_images, images) and not torch.allclose(second_audio, audio)
+
+
+def test_slavc_confidence_over_the_upsampled_map_as_the_original():
+    net = tiny_network("slavc", output_stride=8).eval()
+    images, audio = toy_batch()
+    with torch.no_grad():
+        scores = net.absolute_scores(net.localize(images, audio))
+        upsampled = torch.nn.functional.interpolate(scores[:, None], size=(16, 16), mode="bicubic",
+                                                    align_corners=True)[:, 0].flatten(1)
+        expected = upsampled.sort(dim=1, descending=True).values[:, :64].mean(dim=1)
+        assert torch.allclose(net.confidence(images, audio, size=(16, 16)), expected)
+        assert not torch.allclose(net.confidence(images, audio, size=(16, 16)), net.confidence(images, audio))
+
+
+def test_sspl_paper_options_per_view_passes_mlp_projection_and_head_learning_rate():
+    images, audio = toy_batch()
+    plain = tiny_network("sspl")
+    assert isinstance(plain.audio_to_visual, nn.Linear) and plain.param_groups(1e-3) == []
+    net = tiny_network("sspl", audio_projection_layers=2, per_view_passes=True, head_lr_scale=2.5)
+    assert [type(m) for m in net.audio_to_visual] == [nn.Linear, nn.ReLU, nn.Linear]
+    (group,) = net.param_groups(2e-5)
+    assert group["lr"] == pytest.approx(5e-5)
+    assert {id(p) for p in group["params"]} == {id(p) for p in net.head.parameters()}
+    # one pass per view: each view's BatchNorm statistics are its own, so view 1's map does not
+    # depend on the second view at all; one joint pass mixes them
+    for model, separate in ((net, True), (tiny_network("sspl"), False)):
+        maps = []
+        for seed in (1, 2):
+            torch.manual_seed(seed)  # a different second view
+            maps.append(model(images, audio)[0])
+        assert torch.equal(maps[0], maps[1]) == separate
+    with pytest.raises(ValueError, match="audio_projection_layers"):
+        tiny_network("sspl", audio_projection_layers=3)
