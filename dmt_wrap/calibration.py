@@ -12,7 +12,8 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from .contract import NetworkOutput, check_finite_map, network_name, outputs_probabilities, parse_output
+from .contract import (NetworkOutput, call_network, check_finite_map, check_map_trains, network_name,
+                       outputs_probabilities, parse_output)
 
 _PROBABILITY_EPS = 1e-4
 
@@ -41,27 +42,34 @@ class CalibratedNetwork(nn.Module):
         """The wrapped network's output, checked against the contract."""
         return parse_output(self.net(images, audio), images.shape[0], self.name)
 
-    @torch.no_grad()
-    def initialise_from(self, images: Tensor, audio: Tensor) -> None:
+    def initialise_from(self, images: Tensor, audio: Tensor, map_trains: bool = True) -> None:
         """Data-dependent start: standardise the first batch's raw map.
 
         Raw maps range from cosines in [-1, 1] to cosine / 0.03; a scale of 1 would leave
         the sigmoid saturated or flat. Setting scale = 1 / std and bias = -mean / std on one
         batch starts every network with logits of unit spread, whatever its temperature.
-        Also checks the contract and refuses a non-finite map, once, with a clear message.
+        Also checks the contract, once, with a clear message: an exception inside the network
+        says what the wrapper passed, a non-finite map is refused, and so is (when ``map_trains``:
+        the map feeds a loss) a map through which no gradient reaches the network.
         """
         # A throw-away copy in training mode: the statistics the map will have in training,
         # without touching the real network's buffers (BatchNorm, momentum encoders, counters).
+        # Its forward runs with gradients, as in training (same values, same random draws), so
+        # that a backward through the copy can show whether the map trains the network.
         probe = copy.deepcopy(self.net).train()
-        output = parse_output(probe(images, audio), images.shape[0], self.name)
+        with torch.enable_grad():
+            output = parse_output(call_network(probe, images, audio, self.name), images.shape[0], self.name)
         check_finite_map(output, self.name)
+        if map_trains:
+            check_map_trains(output, probe, self.name)
         if self.probabilities:
             return
-        raw_map = output.map.float()
-        std = raw_map.std().clamp_min(1e-6)
-        self.scale.fill_(1.0 / float(std))
-        self.bias.fill_(-float(raw_map.mean()) / float(std))
-        self.initialised.fill_(True)
+        with torch.no_grad():
+            raw_map = output.map.detach().float()
+            std = raw_map.std().clamp_min(1e-6)
+            self.scale.fill_(1.0 / float(std))
+            self.bias.fill_(-float(raw_map.mean()) / float(std))
+            self.initialised.fill_(True)
 
     @torch.no_grad()
     def fit_eval_affine(self, images: Tensor, audio: Tensor) -> tuple[float, float]:
