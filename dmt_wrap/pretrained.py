@@ -24,6 +24,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from . import registry
 from .atomic import atomic_folder
@@ -44,8 +45,10 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 #: Network arguments whose names end so are files (pretrained initial weights): an export copies
 #: them in and loading opens them only from inside the folder.
 PATH_ARGUMENT_SUFFIXES = ("_weights", "_path", "_file")
-#: ``data`` fields: (integral, lowest, highest). What a network can be fed, with room to spare.
-DATA_LIMITS = {"image_size": (True, 8, 4096), "sample_rate": (True, 1000, 384000), "duration": (False, 0.01, 600.0)}
+#: ``data`` fields: (integral, lowest, highest). What a network can be fed, with room to spare; ``localize``
+#: batches 16 frames and windows, so these bound its inputs to a few hundred MB.
+DATA_LIMITS = {"image_size": (True, 1, 1024), "sample_rate": (True, 1, 384000), "duration": (False, 1e-3, 60.0)}
+MAX_WINDOW_SAMPLES = 4_000_000  # sample_rate * duration: 83 s at 48 kHz
 #: A network built from the recorded arguments may hold this much more than the file stores
 #: (non-persistent buffers such as spectrogram windows) before it is refused unbuilt.
 BUILD_SLACK_BYTES = 256 * 1024 * 1024
@@ -222,14 +225,14 @@ def read_config(folder: str | os.PathLike, verify: bool = True) -> dict[str, Any
         raise CheckpointError(f"{folder} has format_version {version}, newer than this dmt_wrap {_version()} reads "
                               f"(up to {FORMAT_VERSION}); upgrade dmt_wrap to load it.")
     if type(version) is not int or version != FORMAT_VERSION:  # noqa: E721
-        raise CheckpointError(f"{path}: format_version {str(version)[:40]!r} is not a version this dmt_wrap wrote "
+        raise CheckpointError(f"{path}: format_version {repr(version)[:40]} is not a version this dmt_wrap wrote "
                               f"(it writes {FORMAT_VERSION}); re-export the model.")
     check_fields(config, path)
     return config
 
 
 def _field_error(path: Path, field: str, value: Any, expected: str) -> CheckpointError:
-    shown = repr(value) if isinstance(value, (int, float, bool, type(None))) else type(value).__name__
+    shown = repr(value) if isinstance(value, (int, float, bool, str, type(None))) else type(value).__name__
     return CheckpointError(f"{path}: {field} is {shown[:40]}, expected {expected}; re-export the model.")
 
 
@@ -265,6 +268,10 @@ def check_data(data: dict[str, Any], where: str, error: type[Exception] = ValueE
             shown = repr(value)[:40] if number or value is None else type(value).__name__
             raise error(f"{where}.{key} is {shown}; expected {'an integer' if integral else 'a number'} in "
                         f"[{low:g}, {high:g}] (re-export the model with the settings it was trained at).")
+    if data["sample_rate"] * data["duration"] > MAX_WINDOW_SAMPLES:
+        raise error(f"{where}: sample_rate {data['sample_rate']} x duration {data['duration']:g} s is more than "
+                    f"{MAX_WINDOW_SAMPLES} samples per window (re-export the model with the settings it was trained "
+                    "at).")
 
 
 def stored_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -360,16 +367,17 @@ def load_pretrained(model_class: Callable[..., ExportableModel], folder: str | o
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise CheckpointError(f"{folder / CONFIG_FILE}: train does not hold a valid DMTConfig ({exc}); re-export "
                               "the model.") from None
-    expected = _planned_tensors(factory, train, folder, config, header)
-    check_tensors({name: shape for name, (_, shape) in header.items()},
-                  {name: tuple(value.shape) for name, value in expected.items()}, folder, config["network"]["class"])
-    check_dtypes({name: dtype for name, (dtype, _) in header.items()},
-                 {name: value.dtype for name, value in expected.items()}, folder)
+    planned = _planned_tensors(factory, train, folder, config, header)
+    if planned is not None:
+        check_planned(header, planned, folder, config["network"]["class"])
     try:
         model = model_class(factory, train, device=device)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise CheckpointError(f"{folder / CONFIG_FILE}: the recorded network arguments do not build "
                               f"{config['network']['name']!r} ({exc}); re-export the model.") from None
+    if planned is None:
+        check_planned(header, {f"{PREFIX}.{index}.{name}": value for index, student in enumerate(model.students)
+                               for name, value in student.state_dict().items()}, folder, model.network_name)
     recorded = config["network"]["class"]
     if model.network_name != recorded:
         raise CheckpointError(f"{folder} was exported from network {recorded!r} "
@@ -387,17 +395,45 @@ def load_pretrained(model_class: Callable[..., ExportableModel], folder: str | o
     return model
 
 
+class _MetaScalars(TorchFunctionMode):
+    """Lets a constructor read a value of a meta tensor (torchaudio's mel filterbank asks ``.any()`` of its own):
+    the answer is ``False`` / 0. Shapes do not depend on such checks; the weights come from the file anyway."""
+
+    READS = {torch.Tensor.__bool__: False, torch.Tensor.item: 0, torch.Tensor.__float__: 0.0,
+             torch.Tensor.__int__: 0, torch.Tensor.__index__: 0}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self.READS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            return self.READS[func]
+        return func(*args, **(kwargs or {}))
+
+
+def check_planned(header: dict[str, tuple[str, tuple[int, ...]]], expected: dict[str, torch.Tensor], folder: Path,
+                  network: str) -> None:
+    """Refuse a weights file whose tensor names, shapes or dtypes are not those of ``expected``."""
+    check_tensors({name: shape for name, (_, shape) in header.items()},
+                  {name: tuple(value.shape) for name, value in expected.items()}, folder, network)
+    check_dtypes({name: dtype for name, (dtype, _) in header.items()},
+                 {name: value.dtype for name, value in expected.items()}, folder)
+
+
 def _planned_tensors(factory: Callable[[], nn.Module], train: DMTConfig, folder: Path, config: dict[str, Any],
-                     header: dict[str, tuple[str, tuple[int, ...]]]) -> dict[str, torch.Tensor]:
+                     header: dict[str, tuple[str, tuple[int, ...]]]) -> dict[str, torch.Tensor] | None:
     """The ``networks.<i>.<name>`` tensors the model would hold, as meta tensors: built without memory.
 
     Also refuses arguments that would build a network much larger than the file stores (a
-    spectrogram window for ``sample_rate: 1e9``) before anything is allocated.
+    spectrogram window for ``sample_rate: 1e9``) before anything is allocated. ``None`` when the
+    network cannot be built on the meta device at all (it computes with its tensors' values):
+    then the checks run on the real build.
     """
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _MetaScalars():
             probe = CalibratedNetwork(factory())
+    except NotImplementedError:
+        return None
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and "meta" in str(exc):
+            return None
         raise CheckpointError(f"{folder / CONFIG_FILE}: the recorded network arguments do not build "
                               f"{config['network']['name']!r} ({str(exc)[:200]}); re-export the model.") from None
     state = probe.state_dict(keep_vars=True)

@@ -13,9 +13,10 @@ from dmt_wrap.cli import main
 from dmt_wrap.datasets.vggss import VGGSoundSource
 from tests.registered_nets import ClipToyNet
 from tests.synthetic_media import SQUARE, make_video, square_left
+from tests.toy import TOY_LABELS
 
 FAST = DMTConfig(warmup_steps=4, steps=4, steps_per_epoch=4, batch_size=4, labeled_batch_size=2, lr=3e-3,
-                 ema_decay=0.5, delta=0.5, tau=0.3)
+                 ema_decay=0.5, pseudo_labels=TOY_LABELS)
 SIZE = 16
 
 
@@ -87,7 +88,7 @@ def test_a_run_py_job_folder_exports_with_its_settings_and_scores(tmp_path):
     assert config["preset"] == "quick" and config["metrics"]["scores"]["ciou50"] == 0.25
     assert config["metrics"]["test_set"] == "composed benchmark tier flickr, 8 stored test scenes"
     assert config["data"]["image_size"] == SIZE and config["train"]["warmup_steps"] == 4
-    assert main(["export", str(job), str(tmp_path / "out")]) == 1  # exists: refused, not overwritten
+    assert main(["export", str(job), str(tmp_path / "out")]) == 2  # exists: refused, not overwritten
 
 
 def test_errors_name_the_file_and_the_fix(tmp_path, capsys):
@@ -101,7 +102,7 @@ def test_errors_name_the_file_and_the_fix(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("dmt-wrap localize: error: ") and f"{mute}: has no audio track" in err and "--audio" in err
     assert main(["localize", str(mute), "--model", str(tmp_path / "nothing")]) == 1
-    assert "is not a folder; pass the folder written by `dmt-wrap export`" in capsys.readouterr().err
+    assert "nothing does not exist; pass the folder written by `dmt-wrap export`" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["localize", "--image", str(mute), "--model", str(tmp_path / "m")])
     assert "localize --image needs --audio AUDIO" in capsys.readouterr().err
