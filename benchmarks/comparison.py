@@ -24,11 +24,12 @@ from torch.utils.data import Subset
 from baselines.registry import build
 from dmt_wrap import DMTConfig, DualMeanTeacher
 from dmt_wrap.atomic import atomic_path, write_text_atomic
-from dmt_wrap.callbacks import WARMUP_CHECKPOINT_NAME, Callback
+from dmt_wrap.callbacks import Callback
+from dmt_wrap.checkpoint import WARMUP_CHECKPOINT_NAME
 from dmt_wrap.evaluation import evaluate_model
-from dmt_wrap.filtering import SILENT_RATES
 from dmt_wrap.machine import machine_record
 
+from benchmarks.benchmark_model import SILENT_RATES, BenchmarkDMT
 from benchmarks.data import ComparisonData
 from benchmarks.files import job_lock
 from benchmarks.layout import CHECKPOINTS, MODEL, RESULT, SETTINGS, job_folder
@@ -68,15 +69,16 @@ def training_sets(data: ComparisonData, variant: Variant):
 
 
 def run_job(job: Job, preset: Preset, data: ComparisonData, out: Path, device: str | None,
-            progress: bool = True, warmup_cache: Path | None = None) -> dict[str, Any]:
+            progress: bool = True, warmup_cache: Path | None = None, swap_pairs: bool = False) -> dict[str, Any]:
     """Train and score one job, or reuse its stored result; safe to call from several processes.
 
     ``warmup_cache``: a folder of end-of-warm-up checkpoints shared by jobs (and ``--out``
-    folders) whose warm-ups are identical; see ``WarmupCache``.
+    folders) whose warm-ups are identical; see ``WarmupCache``. ``swap_pairs``: the
+    seed-vs-position control (``benchmarks.benchmark_model.BenchmarkDMT``).
     """
     folder = job.folder(out)
     with job_lock(folder):
-        return _run_locked(job, preset, data, folder, device, progress, warmup_cache)
+        return _run_locked(job, preset, data, folder, device, progress, warmup_cache, swap_pairs)
 
 
 @functools.cache
@@ -111,7 +113,8 @@ class WarmupCache(Callback):
                  checkpoint_dir: Path) -> None:
         key = {"method": job.method, "ratio": job.ratio, "labels": job.variant.labels, "seed": job.seed,
                "network": settings["network"], "data": settings["data"], "description": data_description,
-               "train": config.stage1_settings(), "code": training_code_fingerprint()}
+               "train": config.stage1_settings(), "code": training_code_fingerprint(),
+               **({"swap_pairs": True} if settings.get("swap_pairs") else {})}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
         self.path = folder / job.method / f"{digest}.pt"
         self.source = checkpoint_dir / WARMUP_CHECKPOINT_NAME
@@ -126,17 +129,19 @@ class WarmupCache(Callback):
 
 
 def _run_locked(job: Job, preset: Preset, data: ComparisonData, folder: Path, device: str | None,
-                progress: bool, warmup_cache: Path | None = None) -> dict[str, Any]:
+                progress: bool, warmup_cache: Path | None = None, swap_pairs: bool = False) -> dict[str, Any]:
     result_file = folder / RESULT
     config = job.variant.config(preset.train_config(job.method, job.variant).replace(seed=job.seed))
     settings = {"train": config.to_dict(), "network": preset.network_kwargs(job.method),
                 "data": {k: getattr(preset, k) for k in ("tier", "image_size", "sample_rate", "duration",
                                                           "train_size", "unlabeled_size", "test_size")}}
+    if swap_pairs:
+        settings["swap_pairs"] = True
     check_same_settings(folder, settings)
     if result_file.exists():
         return json.loads(result_file.read_text())
     write_text_atomic(folder / SETTINGS, json.dumps(settings, indent=1))
-    model = DualMeanTeacher(backbone_factory(job.method, preset), config, device=device)
+    model = BenchmarkDMT(backbone_factory(job.method, preset), config, device=device, swap_pairs=swap_pairs)
     curve_set = Subset(data.test, range(min(preset.curve_size, len(data.test))))
     batch = config.batch_size
 

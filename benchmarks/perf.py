@@ -128,17 +128,17 @@ class BareStep:
 
     def __init__(self, net: nn.Module, batch: dict[str, Tensor], cfg: DMTConfig, device: torch.device) -> None:
         self.net = net.to(device).train()
-        if cfg.channels_last and device.type == "cuda":
+        if cfg.channels_last:
             self.net.to(memory_format=torch.channels_last)
         self.batch = batch
-        self.optimizer = build_optimizer(self.net.parameters(), cfg, device)
+        self.optimizer = build_optimizer(self.net, cfg, device)
         self.cfg, self.device = cfg, device
 
     def __call__(self) -> None:
         images, audio, mask = self.batch["image"], self.batch["audio"], self.batch["mask"]
-        if self.cfg.channels_last and self.device.type == "cuda":
+        if self.cfg.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        autocast = self.cfg.amp and self.device.type == "cuda"
+        autocast = self.cfg.precision == "bf16" or (self.cfg.precision == "auto" and self.device.type == "cuda")
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
             out = parse_output(self.net(images, audio), images.shape[0])
         loss = map_loss(out.map.float(), mask, kind=self.cfg.map_loss)
@@ -153,7 +153,7 @@ def dmt_trainer(factory: Callable[[], nn.Module], cfg: DMTConfig, device: torch.
                 unlabeled: Dataset) -> Trainer:
     """A trainer in stage 2: calibrated on the first batch, teachers started."""
     model = DualMeanTeacher(factory, cfg, device=device)
-    trainer = Trainer(model, labeled, unlabeled, progress=False)
+    trainer = Trainer(model, labeled, unlabeled)
     trainer.setup()
     model.start_teachers()
     return trainer

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from baselines.recipes import recipe_network_kwargs, recipe_training
 from dmt_wrap import DMTConfig
 from dmt_wrap.augment import MILD_AUGMENT
+from dmt_wrap.filtering import PseudoLabelConfig
 
 from benchmarks.variants import Variant
 
@@ -68,8 +69,8 @@ CPU = Preset(
     # 1.0, DMT's CIoU@0.5 rose +5.1, +1.9, +3.8 on EZ-VSL, LVS, SSL-TIE (9/9), and over six methods
     # it beat the former 400/200 at 1.0 by +3.8 on average (Attention10k -1.7; docs/results.md).
     train=DMTConfig(warmup_steps=200, steps=400, steps_per_epoch=50, batch_size=32, labeled_batch_size=16,
-                    lr=1e-3, ema_decay=0.95, delta=0.6, tau=0.6, lambda_u=0.25, rampup_steps=50, lambda_c=0.1,
-                    pseudo_label_shape="box", num_workers=1, augment=MILD_AUGMENT),
+                    lr=1e-3, ema_decay=0.95, lambda_u=0.25, rampup_steps=50, lambda_c=0.1, num_workers=1,
+                    pseudo_labels=PseudoLabelConfig(delta=0.6, tau=0.6, shape="box"), augment=MILD_AUGMENT),
     # Every method's "composed-cpu" recipe: an 8x8 map, and the per-method changes that make FNAC,
     # SLAVC and Attention10k learn at this scale (their recipes say why; docs/baselines.md measures it).
     recipe="composed-cpu",
@@ -84,7 +85,8 @@ PAPER = Preset(
     name="paper", image_size=224, sample_rate=16000, duration=3.0, encoder_size="resnet18",
     train_size=144_000, unlabeled_size=144_000, test_size=1000, curve_size=250, tier="flickr",
     train=DMTConfig(warmup_steps=2000, steps=20_000, steps_per_epoch=1000, batch_size=128, labeled_batch_size=32,
-                    lr=1e-4, ema_decay=0.999, pseudo_label_shape="box", num_workers=8, channels_last=True),
+                    lr=1e-4, ema_decay=0.999, pseudo_labels=PseudoLabelConfig(shape="box"), num_workers=8,
+                    channels_last=True),
     # Every method's "paper" recipe: its original's network arguments (7x7 or 14x14 maps at 224 px),
     # and for its self-supervised and naive rows its original's optimiser, learning rates, weight
     # decay and batch size; DMT's rows train with ``train`` above.

@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from benchmarks.report import (SINGLE_NETWORK_SUFFIX, aggregate, command_line, g
 from benchmarks.variants import ABLATION_VARIANTS, DEFAULT_VARIANTS, NAIVE, VARIANTS
 from dmt_wrap import DMTConfig
 from dmt_wrap.atomic import write_text_atomic
+from dmt_wrap.cli import guarded
+from dmt_wrap.datasets.split_files import read_split_info
 from dmt_wrap.distributed import resolve_device
 from dmt_wrap.machine import describe, machine_record
 from dmt_wrap.metrics import get_protocol
@@ -71,7 +74,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(e.g. '{\"reg_warmup_steps\": 1200}')")
     p.add_argument("--train-args", type=json.loads, default={},
                    help="JSON DMTConfig fields over the preset's, for every variant (the variant's own "
-                        "ablation still applies on top; e.g. '{\"delta_mode\": \"relative\", \"delta\": 0.7}')")
+                        "ablation still applies on top; e.g. '{\"pseudo_labels\": {\"delta\": 0.7}}')")
+    p.add_argument("--swap-pairs", action="store_true",
+                   help="the seed-vs-position control: network A trains on pair B's seeds and B on A's "
+                        "(benchmarks/benchmark_model.py); use its own --out")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None,
@@ -82,6 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="share end-of-warm-up checkpoints here: a job whose warm-up (method, data, seed, "
                         "stage-1 settings) is cached starts stage 2 from it, bit-identical to training "
                         "through; for sweeps of stage-2 settings (--train-args delta, tau, lambda_u, ...)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars; log one line per epoch instead (for logs and nohup)")
     args = p.parse_args(argv)
@@ -96,10 +103,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if args.data == "synthetic":
             p.error("--split selects ids of a real dataset; use it with --data flickr|vggss")
         try:
-            args.label_ratio = [json.loads((args.split / "split.json").read_text())["label_ratio"]]
-        except (OSError, ValueError, KeyError) as error:
-            p.error(f"--split {args.split}: no readable split.json ({error}); pass a folder written by "
-                    "dmt-wrap splits")
+            args.label_ratio = [read_split_info(args.split)["label_ratio"]]
+        except (OSError, ValueError) as error:
+            p.error(f"--split {args.split}: {error}")
     if any(not 0 < r <= 1 for r in args.label_ratio):
         p.error("--label-ratio values must lie in (0, 1]")
     if args.ablation:
@@ -150,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             references = reference_scores(data)
         outer.set_postfix_str(f"{job.method} {job.variant.name} ratio={job.ratio:g} seed={job.seed}")
         result = run_job(job, preset, data, args.out, args.device, progress=not args.no_progress,
-                         warmup_cache=args.warmup_cache)
+                         warmup_cache=args.warmup_cache, swap_pairs=args.swap_pairs)
         log.info("%s / %s: CIoU@0.5 %.3f, pointing %.3f (%.0f s)", job.method, job.variant.name,
                  result["scores"]["ciou50"], result["scores"]["pointing"], result["train_seconds"])
         results.append(result)
@@ -225,8 +231,14 @@ def configured_preset(args: argparse.Namespace) -> Preset:
     """The chosen preset with the command line's training, schedule, tier and network arguments."""
     preset = PRESETS["quick" if args.quick else args.preset]
     schedule = {k: getattr(args, k) for k in ("warmup_steps", "steps") if getattr(args, k) is not None}
-    # through from_dict, so that a view given as JSON (``{"unlabeled_augment": {}}``) becomes an AugmentConfig
-    train = DMTConfig.from_dict({**preset.train.to_dict(), **args.train_args, **schedule})
+    if "swap_pairs" in args.train_args:
+        raise ValueError("swap_pairs is a control of the comparison, not a DMTConfig field: pass --swap-pairs")
+    # through from_dict, so that older flat names (``delta``, ``pseudo_label_shape``) still apply and a
+    # nested config given as JSON (``{"pseudo_labels": {"delta": 0.7}}``) changes only what it names
+    base = preset.train.to_dict()
+    changes = {k: ({**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v)
+               for k, v in args.train_args.items()}
+    train = DMTConfig.from_dict({**base, **changes, **schedule})
     return replace(preset, train=train, tier=args.tier or preset.tier, network_overrides=args.network_args)
 
 
@@ -256,5 +268,5 @@ def save_overlays(args: argparse.Namespace, preset, data_cache, path: Path) -> N
                           titles=titles, ncols=len(items))
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # a refusal is one line (exit 1), Ctrl-C "interrupted"; --debug shows the traceback
+    raise SystemExit(guarded("run.py", main, "--debug" in sys.argv))

@@ -26,7 +26,7 @@ class CalibratedNetwork(nn.Module):
     and no learnable calibration.
     """
 
-    def __init__(self, net: nn.Module, probabilities: bool | None = None, eval_affine: bool = False) -> None:
+    def __init__(self, net: nn.Module, probabilities: bool | None = None) -> None:
         super().__init__()
         self.net = net
         self.probabilities = outputs_probabilities(net) if probabilities is None else probabilities
@@ -34,9 +34,6 @@ class CalibratedNetwork(nn.Module):
         self.scale = nn.Parameter(torch.ones(()))
         self.bias = nn.Parameter(torch.zeros(()))
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
-        if eval_affine:  # set by ``fit_eval_affine``; identity until then
-            self.register_buffer("eval_scale", torch.ones(()))
-            self.register_buffer("eval_shift", torch.zeros(()))
 
     def raw(self, images: Tensor, audio: Tensor) -> NetworkOutput:
         """The wrapped network's output, checked against the contract."""
@@ -71,46 +68,6 @@ class CalibratedNetwork(nn.Module):
             self.bias.fill_(-float(raw_map.mean()) / float(std))
             self.initialised.fill_(True)
 
-    @torch.no_grad()
-    def fit_eval_affine(self, images: Tensor, audio: Tensor) -> tuple[float, float]:
-        """Make the eval-mode logits of this batch match the train-mode ones in mean and spread.
-
-        The calibration is trained on train-mode maps, but teachers threshold eval-mode maps;
-        dropout, BatchNorm and momentum branches can make the two differ enough that no pixel
-        ever reaches ``delta``. Stores ``eval_scale`` / ``eval_shift`` (applied in eval mode
-        only) and returns them. Needs ``eval_affine=True`` at construction.
-        """
-        if not hasattr(self, "eval_scale"):
-            raise RuntimeError(f"{self.name}: build CalibratedNetwork(..., eval_affine=True) to refit eval-mode maps.")
-        was_training = self.training
-        train_logits = copy.deepcopy(self).train()(images, audio).map.float()
-        self.eval_scale.fill_(1.0)
-        self.eval_shift.fill_(0.0)
-        eval_logits = self.eval()(images, audio).map.float()
-        self.train(was_training)
-        scale = float(train_logits.std() / eval_logits.std().clamp_min(1e-6))
-        shift = float(train_logits.mean()) - scale * float(eval_logits.mean())
-        self.eval_scale.fill_(scale)
-        self.eval_shift.fill_(shift)
-        return scale, shift
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs) -> None:
-        """The eval-mode affine is optional state, the identity until fitted. A checkpoint without it
-        (``recalibrate_teachers`` off, e.g. a shared warm-up) loads as the identity; an identity one
-        loads into a network built without it. A fitted one is never dropped: that stays an error."""
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
-        keys = (prefix + "eval_scale", prefix + "eval_shift")
-        if hasattr(self, "eval_scale"):
-            if any(key in missing_keys for key in keys):
-                self.eval_scale.fill_(1.0)
-                self.eval_shift.fill_(0.0)
-                missing_keys[:] = [key for key in missing_keys if key not in keys]
-        elif all(key in state_dict for key in keys) and float(state_dict[keys[0]]) == 1.0 \
-                and float(state_dict[keys[1]]) == 0.0:
-            unexpected_keys[:] = [key for key in unexpected_keys if key not in keys]
-
     def forward(self, images: Tensor, audio: Tensor) -> NetworkOutput:
         output = self.raw(images, audio)
         raw_map = output.map.float()
@@ -118,6 +75,4 @@ class CalibratedNetwork(nn.Module):
             logits = torch.logit(raw_map.clamp(_PROBABILITY_EPS, 1 - _PROBABILITY_EPS))
         else:
             logits = raw_map * self.scale + self.bias
-        if not self.training and hasattr(self, "eval_scale"):
-            logits = logits * self.eval_scale + self.eval_shift
         return NetworkOutput(logits, output.self_loss)

@@ -8,13 +8,14 @@ The loop (``dmt_wrap.trainer.Trainer.run``) calls, in this order::
     on_epoch_end(trainer, row)          # every steps_per_epoch steps and at the last one
     on_fit_end(trainer)
 
-Each hook runs on every callback in list order: first the built-ins the trainer sets up
-(``EMATeachers``, ``Evaluation``, ``History``, ``Checkpoint``, ``ProgressBar``), then the
-user's (``DualMeanTeacher.fit(..., callbacks=[...])``). Order carries meaning: the
-teachers follow the students before anyone reads the step; the evaluation numbers join
-the epoch's row before ``History`` appends it; the checkpoint is written after the row, so
-it holds the history up to that epoch. In a parallel run every rank runs every hook (the
-evaluation is a collective); the built-ins that write (log, checkpoint, bar) act on rank 0.
+Every hook goes through one dispatch path (``Trainer.call``) and runs on every callback in
+list order. ``default_callbacks`` puts them in the order their meaning needs: the teachers
+follow the students before anyone reads the step (``EMATeachers``), the evaluation numbers
+join the epoch's row (``Evaluation``), the row joins the history (``History``), then the
+user's callbacks (what they add to the row is in the history), then ``Checkpoint`` (last
+among those that read the row, as Lightning runs its checkpoint callbacks last, so the
+checkpoint holds everything) and ``ProgressBar``. In a parallel run every rank runs every hook
+(the evaluation is a collective); the built-ins that write (log, checkpoint, bar) act on rank 0.
 """
 from __future__ import annotations
 
@@ -22,41 +23,38 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoint import save_atomic
+from .checkpoint import CHECKPOINT_NAME, WARMUP_CHECKPOINT_NAME, save_atomic
+from .protocols import TrainingLoop
 
-if TYPE_CHECKING:  # annotations only: the trainer imports this module
-    from .trainer import Trainer
-    from .wrapper import DualMeanTeacher
 
 log = logging.getLogger("dmt_wrap")
 
-CHECKPOINT_NAME = "last.pt"
-WARMUP_CHECKPOINT_NAME = "warmup.pt"  # the state at the end of stage 1, kept for fit(warmup_from=)
 BAR_VALUES = ("total", "keep_rate")  # the step values the progress bar shows
 
 
 class Callback:
     """Base class: every hook does nothing; override the ones you need."""
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainingLoop) -> None:
         """Before the first step (after the calibration or the restore from a checkpoint)."""
 
-    def on_stage_start(self, trainer: Trainer, stage: str) -> None:
+    def on_stage_start(self, trainer: TrainingLoop, stage: str) -> None:
         """When ``stage`` (``"warmup"`` or ``"unbiased"``) begins, or a resumed run re-enters it."""
 
-    def on_step_end(self, trainer: Trainer, values: dict[str, float]) -> None:
+    def on_step_end(self, trainer: TrainingLoop, values: dict[str, float]) -> None:
         """After each step; ``values`` are its loss terms and diagnostics, on the host."""
 
-    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainingLoop, row: dict[str, Any]) -> None:
         """After each epoch; ``row`` is the epoch's history row (earlier callbacks may add to it)."""
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: TrainingLoop) -> None:
         """After the last step (also when a resumed run had no step left)."""
 
 
@@ -64,23 +62,21 @@ class EMATeachers(Callback):
     """Starts the teachers when stage 2 begins and moves them towards the students after
     every step (the teachers of a run that never reached stage 2 start at its end)."""
 
-    def on_stage_start(self, trainer: Trainer, stage: str) -> None:
+    def on_stage_start(self, trainer: TrainingLoop, stage: str) -> None:
         if stage == "unbiased":
             self._start(trainer)
 
-    def on_step_end(self, trainer: Trainer, values: dict[str, float]) -> None:
+    def on_step_end(self, trainer: TrainingLoop, values: dict[str, float]) -> None:
         if trainer.model.has_teachers:
             trainer.model.update_teachers()
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: TrainingLoop) -> None:
         self._start(trainer)
 
     @staticmethod
-    def _start(trainer: Trainer) -> None:
+    def _start(trainer: TrainingLoop) -> None:
         model = trainer.model
         if model.config.teachers > 0 and not model.has_teachers:
-            if model.config.recalibrate_teachers:
-                trainer.refit_eval_calibration()
             model.start_teachers()
 
 
@@ -91,10 +87,10 @@ class Evaluation(Callback):
     numbers are averaged, so it may score just the rank's shard.
     """
 
-    def __init__(self, eval_fn: Callable[[DualMeanTeacher], dict[str, float]]) -> None:
+    def __init__(self, eval_fn: Callable[[Any], dict[str, float]]) -> None:
         self.eval_fn = eval_fn
 
-    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainingLoop, row: dict[str, Any]) -> None:
         numbers = self.eval_fn(trainer.model)
         if trainer.world.parallel:
             names = sorted(numbers)
@@ -107,7 +103,7 @@ class Evaluation(Callback):
 class History(Callback):
     """Appends each epoch's row to ``model.history`` (the same on every rank); rank 0 logs it."""
 
-    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainingLoop, row: dict[str, Any]) -> None:
         trainer.model.history.append(row)
         if trainer.world.is_main:
             log.info("epoch %d (step %d, %s, %.1fs): %s", row["epoch"], row["step"], row["stage"], row["seconds"],
@@ -123,7 +119,7 @@ class Checkpoint(Callback):
         self.path = Path(folder) / CHECKPOINT_NAME
         self.warmup_path = Path(folder) / WARMUP_CHECKPOINT_NAME
 
-    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainingLoop, row: dict[str, Any]) -> None:
         if trainer.world.is_main:
             state = trainer.checkpoint_state()
             save_atomic(state, self.path)
@@ -137,16 +133,16 @@ class ProgressBar(Callback):
     def __init__(self) -> None:
         self.bar: tqdm | None = None
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainingLoop) -> None:
         self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, disable=not trainer.world.is_main,
                         desc=trainer.model.network_name, dynamic_ncols=True)
 
-    def on_step_end(self, trainer: Trainer, values: dict[str, float]) -> None:
+    def on_step_end(self, trainer: TrainingLoop, values: dict[str, float]) -> None:
         if self.bar is not None and not self.bar.disable:
             self.bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k in BAR_VALUES}, refresh=False)
             self.bar.update(1)
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: TrainingLoop) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -166,11 +162,11 @@ class TensorBoardLogger(Callback):
         self._writer_class = SummaryWriter
         self.writer: Any = None
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainingLoop) -> None:
         if trainer.world.is_main:
             self.writer = self._writer_class(log_dir=str(self.log_dir))
 
-    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainingLoop, row: dict[str, Any]) -> None:
         if self.writer is None:
             return
         for name, value in row.items():
@@ -178,7 +174,23 @@ class TensorBoardLogger(Callback):
                 self.writer.add_scalar(name, value, global_step=row["step"])
         self.writer.flush()
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: TrainingLoop) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+def default_callbacks(checkpoint_dir: str | os.PathLike | None, progress: bool,
+                      eval_fn: Callable[[Any], dict[str, float]] | None,
+                      user_callbacks: Sequence[Callback] = ()) -> list[Callback]:
+    """The callbacks of a ``fit``, in the order their hooks must run (see the module docstring)."""
+    callbacks: list[Callback] = [EMATeachers()]
+    if eval_fn is not None:
+        callbacks.append(Evaluation(eval_fn))
+    callbacks.append(History())
+    callbacks.extend(user_callbacks)
+    if checkpoint_dir:
+        callbacks.append(Checkpoint(checkpoint_dir))
+    if progress:
+        callbacks.append(ProgressBar())
+    return callbacks

@@ -12,6 +12,10 @@ from .atomic import atomic_path
 FORMAT = "dmt_wrap/1"
 #: What a saved model (``DualMeanTeacher.model_state``) holds; a training checkpoint nests it under "model".
 MODEL_KEYS = ("network", "config", "students", "teachers")
+#: A run's training checkpoint in its ``checkpoint_dir`` (what ``resume=True`` reads), and the state
+#: at the end of its warm-up (what ``fit(warmup_from=)`` reads).
+CHECKPOINT_NAME = "last.pt"
+WARMUP_CHECKPOINT_NAME = "warmup.pt"
 #: The teacher-student pairs' names: in a training checkpoint's stream names ("labeled_A") and in messages.
 PAIR_NAMES = ("A", "B")
 

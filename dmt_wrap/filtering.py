@@ -53,8 +53,12 @@ class PseudoLabelConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"pseudo-label {name} must be one of {allowed}, got {getattr(self, name)!r}.")
-        if not 0.0 < self.max_area <= 1.0:
-            raise ValueError(f"pseudo-label max_area must lie in (0, 1], got {self.max_area!r}.")
+        ranges = {"delta": 0.0 < self.delta < 1.0, "tau": 0.0 <= self.tau <= 1.0, "max_area": 0.0 < self.max_area <= 1.0}
+        bad = [name for name, ok in ranges.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid PseudoLabelConfig value(s) for {bad}: "
+                             + ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
+                             + " (delta in (0, 1), tau in [0, 1], max_area in (0, 1]).")
 
 
 @dataclass
@@ -64,18 +68,6 @@ class PseudoLabels:
     keep: Tensor            # [B] bool: sample passed the filter and has a non-empty label
     labels: Tensor          # [B, H, W] float in {0, 1}; all zero where keep is False
     consensus_iou: Tensor   # [B] float: |M_A & M_B| / |M_A | M_B| (1 for one teacher)
-
-
-def contrast_with_other_audio(matched: Tensor, mismatched: Tensor) -> Tensor:
-    """``matched * (1 - mismatched)``: the confidence that a pixel sounds with its own clip's
-    audio and does not light up with another clip's.
-
-    A network that is partly an objectness detector lights every visible object whatever the
-    audio, the silent ones included; with ``mismatched`` the map of the same image under an
-    unrelated clip's audio, what it lights regardless of the audio is removed and what the
-    clip's own audio lights stays. Both maps are confidences in [0, 1]; so is the result.
-    """
-    return matched * (1.0 - mismatched)
 
 
 def consensus_iou(mask_a: Tensor, mask_b: Tensor) -> Tensor:
@@ -181,44 +173,3 @@ def label_quality(labels: Tensor, keep: Tensor, truth: Tensor) -> tuple[Tensor, 
     weight = keep.float()
     count = weight.sum().clamp_min(1)
     return (iou * weight).sum() / count, (precision * weight).sum() / count
-
-
-#: The per-batch sums ``silent_object_sums`` returns; ``silent_object_rates`` turns them into rates.
-SILENT_SUMS = ("with_silent", "kept_with_silent", "kept_without_silent", "precision_with_silent",
-               "precision_without_silent", "label_pixels", "label_pixels_on_silent")
-
-
-def silent_object_sums(labels: Tensor, keep: Tensor, truth: Tensor, silent: Tensor) -> dict[str, Tensor]:
-    """Where pseudo-labels go wrong, in scenes with and without a silent object.
-
-    ``truth``: the sounding objects' mask; ``silent``: the visible but silent objects' mask
-    (both ``[B, H, W]``, > 0 inside). Returns batch means (0-d tensors, no sync) that average
-    correctly over steps and ranks; ``silent_object_rates`` divides them into rates.
-    """
-    pred, gt = labels > 0, truth > 0
-    on_silent = silent > 0
-    has_silent = on_silent.flatten(1).any(1).float()
-    kept = keep.float()
-    precision = (pred & gt).flatten(1).sum(1).float() / pred.flatten(1).sum(1).float().clamp_min(1)
-    pixels = pred.flatten(1).sum(1).float()
-    values = (has_silent, kept * has_silent, kept * (1 - has_silent), precision * kept * has_silent,
-              precision * kept * (1 - has_silent), pixels, (pred & on_silent & ~gt).flatten(1).sum(1).float())
-    return {name: value.mean() for name, value in zip(SILENT_SUMS, values)}
-
-
-SILENT_RATES = ("keep_rate_with_silent", "keep_rate_without_silent", "pseudo_precision_with_silent",
-                "pseudo_precision_without_silent", "pseudo_on_silent")
-
-
-def silent_object_rates(sums: dict[str, float]) -> dict[str, float]:
-    """Keep rate and pixel precision of pseudo-labels in scenes with / without a silent object,
-    and the share of label pixels on a silent object (0 where a rate has no sample)."""
-    def ratio(numerator: float, denominator: float) -> float:
-        return numerator / denominator if denominator > 0 else 0.0
-
-    rates = (ratio(sums["kept_with_silent"], sums["with_silent"]),
-             ratio(sums["kept_without_silent"], 1.0 - sums["with_silent"]),
-             ratio(sums["precision_with_silent"], sums["kept_with_silent"]),
-             ratio(sums["precision_without_silent"], sums["kept_without_silent"]),
-             ratio(sums["label_pixels_on_silent"], sums["label_pixels"]))
-    return dict(zip(SILENT_RATES, rates))

@@ -5,7 +5,7 @@ from torch import nn
 
 from dmt_wrap import DMTConfig
 from dmt_wrap.augment import AugmentConfig
-from tests.toy import SquaresDataset, ToyNet
+from tests.toy import SquaresDataset, TOY_LABELS, ToyNet
 
 WORLD_SIZE = 2
 
@@ -17,7 +17,7 @@ NO_AUGMENTATION = AugmentConfig(weak_flip_p=0.0, strong_scale=(1.0, 1.0), strong
 
 #: Per rank; one process with WORLD_SIZE times these batches sees the same global batches.
 PER_RANK = DMTConfig(warmup_steps=4, steps=4, steps_per_epoch=4, batch_size=8, labeled_batch_size=4, lr=3e-3,
-                     ema_decay=0.5, delta=0.5, tau=0.3, augment=NO_AUGMENTATION)
+                     ema_decay=0.5, pseudo_labels=TOY_LABELS, augment=NO_AUGMENTATION)
 SINGLE_PROCESS = PER_RANK.replace(batch_size=PER_RANK.batch_size * WORLD_SIZE,
                                   labeled_batch_size=PER_RANK.labeled_batch_size * WORLD_SIZE)
 

@@ -31,11 +31,13 @@ from dmt_wrap.datasets.media import DataError
 from dmt_wrap.datasets.splits import label_split
 from dmt_wrap.datasets.vggss import VGGSoundSource
 from dmt_wrap.streams import BatchStream
+from dmt_wrap.callbacks import default_callbacks
+from dmt_wrap.filtering import PseudoLabelConfig
 from dmt_wrap.trainer import DataFormatError, Trainer
-from tests.toy import SquaresDataset, ToyNet
+from tests.toy import SquaresDataset, TOY_LABELS, ToyNet
 
 TINY = DMTConfig(warmup_steps=3, steps=2, steps_per_epoch=3, batch_size=6, labeled_batch_size=3, lr=3e-3,
-                 ema_decay=0.5, delta=0.5, tau=0.3)
+                 ema_decay=0.5, pseudo_labels=TOY_LABELS)
 
 
 def toy_data() -> tuple[SquaresDataset, SquaresDataset]:
@@ -118,7 +120,8 @@ def test_non_finite_loss_stops_the_step_before_any_weight_or_teacher_changes(tmp
     and only reach a teacher through an EMA update, which never ran.)
     """
     broken = DualMeanTeacher(poisoned_factory(at, value, where), TINY, device="cpu")
-    broken_trainer = Trainer(broken, *toy_data(), checkpoint_dir=tmp_path, progress=False)
+    broken_trainer = Trainer(broken, *toy_data(), checkpoint_dir=tmp_path,
+                             callbacks=default_callbacks(tmp_path, progress=False, eval_fn=None))
     with pytest.raises(NonFiniteLossError) as info:
         broken_trainer.run()
     message = str(info.value)
@@ -130,19 +133,19 @@ def test_non_finite_loss_stops_the_step_before_any_weight_or_teacher_changes(tmp
     warmup = min(at, TINY.warmup_steps)
     reference = DualMeanTeacher(poisoned_factory(None, value, where),
                                 TINY.replace(warmup_steps=warmup, steps=at - warmup), device="cpu")
-    reference_trainer = Trainer(reference, *toy_data(), progress=False)
+    reference_trainer = Trainer(reference, *toy_data(), callbacks=default_callbacks(None, progress=False, eval_fn=None))
     reference_trainer.run()
     for k in range(2):
         assert_parameters_equal(broken.students[k], reference.students[k])
         assert_tensor_trees_equal(broken_trainer.optimizers[k].state_dict(),
                                   reference_trainer.optimizers[k].state_dict(), f"optimizer {k}")
     if at >= TINY.warmup_steps:
-        assert len(broken.teachers) == 2
+        assert broken.has_teachers
         for mine, theirs in zip(broken.teachers, reference.teachers):
             assert_tensor_trees_equal(mine.state_dict(), theirs.state_dict(), "teacher")
         assert load_checkpoint(tmp_path / "last.pt")["step"] == 3  # the last epoch's checkpoint is there
     else:
-        assert len(broken.teachers) == 0 and not (tmp_path / "last.pt").exists()
+        assert not broken.has_teachers and not (tmp_path / "last.pt").exists()
 
 
 # ================================================================ data the wrapper is given
@@ -205,11 +208,14 @@ def test_items_of_the_wrong_shape_are_refused_with_their_shape(change, message):
         DualMeanTeacher(ToyNet, TINY, device="cpu").fit(BadItems(change), SquaresDataset(8), progress=False)
 
 
-@pytest.mark.parametrize("field, value", [("delta", 1.0), ("tau", 1.5), ("ema_decay", 1.0), ("batch_size", 0),
-                                          ("teachers", 3), ("map_loss", "mse"), ("lr", 0.0)])
-def test_invalid_config_names_the_field(field, value):
+@pytest.mark.parametrize("config, field, value", [
+    (PseudoLabelConfig, "delta", 1.0), (PseudoLabelConfig, "tau", 1.5), (PseudoLabelConfig, "max_area", 0.0),
+    (DMTConfig, "ema_decay", 1.0), (DMTConfig, "batch_size", 0), (DMTConfig, "teachers", 3),
+    (DMTConfig, "map_loss", "mse"), (DMTConfig, "lr", 0.0), (DMTConfig, "optimizer", "rmsprop"),
+    (DMTConfig, "precision", "fp16")])
+def test_invalid_config_names_the_field(config, field, value):
     with pytest.raises(ValueError, match=rf"\['{field}'\].*{field}={value!r}"):
-        DMTConfig(**{field: value})
+        config(**{field: value})
 
 
 # ================================================================ checkpoints
@@ -251,7 +257,7 @@ def test_load_of_another_width_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("changes, fields", [
-    ({"lr": 1e-2, "tau": 0.4}, ["lr", "tau"]),
+    ({"lr": 1e-2, "pseudo_labels": {"tau": 0.4}}, ["lr", "pseudo_labels.tau"]),
     ({"teachers": 1}, ["teachers"]),             # another method: single mean teacher
     ({"seed": 1}, ["seed"]),
 ])

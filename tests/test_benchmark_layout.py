@@ -11,10 +11,10 @@ from benchmarks.variants import VARIANTS
 from dmt_wrap import DMTConfig, DualMeanTeacher
 from dmt_wrap.checkpoint import CheckpointError
 from tests.registered_nets import ClipToyNet
-from tests.toy import SquaresDataset
+from tests.toy import SquaresDataset, TOY_LABELS
 
 FAST = DMTConfig(warmup_steps=4, steps=4, steps_per_epoch=4, batch_size=4, labeled_batch_size=2, lr=3e-3,
-                 ema_decay=0.5, delta=0.5, tau=0.3)
+                 ema_decay=0.5, pseudo_labels=TOY_LABELS)
 SIZE = 16
 
 

@@ -1,18 +1,19 @@
 """The training loop's hooks (``dmt_wrap.callbacks``): order, what each hook sees, TensorBoard."""
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from dmt_wrap import DMTConfig, DualMeanTeacher
-from dmt_wrap.callbacks import Callback, TensorBoardLogger
+from dmt_wrap.callbacks import Callback, TensorBoardLogger, default_callbacks
 from dmt_wrap.checkpoint import load_checkpoint
 from dmt_wrap.trainer import Trainer
-from tests.toy import SquaresDataset, ToyNet
+from tests.toy import SquaresDataset, TOY_LABELS, ToyNet
 
 # 2 warm-up steps and 3 stage-2 steps, epochs of 2: rows at steps 2, 4 and 5
 CFG = DMTConfig(warmup_steps=2, steps=3, steps_per_epoch=2, batch_size=4, labeled_batch_size=2, lr=3e-3,
-                ema_decay=0.5, delta=0.5, tau=0.3)
+                ema_decay=0.5, pseudo_labels=TOY_LABELS)
 
 
 def toy_data() -> tuple[SquaresDataset, SquaresDataset]:
@@ -49,7 +50,7 @@ class Recorder(Callback):
 
     def on_epoch_end(self, trainer, row):
         saved = None
-        if self.checkpoint is not None:
+        if self.checkpoint is not None and Path(self.checkpoint).exists():
             saved = len(load_checkpoint(self.checkpoint)["model"]["history"])
         self.calls.append(("epoch_end", row["epoch"], row["step"], row["stage"], len(trainer.model.history), saved,
                            "probe" in row))
@@ -62,18 +63,32 @@ def test_a_user_callback_sees_every_hook_in_order_after_the_builtins(tmp_path):
     recorder = Recorder(checkpoint=str(tmp_path / "ckpt" / "last.pt"))
     history = DualMeanTeacher(ToyNet, CFG).fit(*toy_data(), checkpoint_dir=tmp_path / "ckpt", progress=False,
                                                eval_fn=lambda model: {"probe": 1.0}, callbacks=[recorder])
-    # epoch rows: already evaluated, appended to the history and checkpointed when the user's hook runs
+    # epoch rows: already evaluated and appended to the history when the user's hook runs, and
+    # checkpointed after it (the checkpoint then holds the epochs before)
     assert recorder.calls == [
         ("fit_start", 0),
         ("stage_start", "warmup", 0, False),
-        ("step_end", 1), ("step_end", 2), ("epoch_end", 1, 2, "warmup", 1, 1, True),
+        ("step_end", 1), ("step_end", 2), ("epoch_end", 1, 2, "warmup", 1, None, True),
         ("stage_start", "unbiased", 2, True),
-        ("step_end", 3), ("step_end", 4), ("epoch_end", 2, 4, "unbiased", 2, 2, True),
-        ("step_end", 5), ("epoch_end", 3, 5, "unbiased", 3, 3, True),
+        ("step_end", 3), ("step_end", 4), ("epoch_end", 2, 4, "unbiased", 2, 1, True),
+        ("step_end", 5), ("epoch_end", 3, 5, "unbiased", 3, 2, True),
         ("fit_end", 5, True),
     ]
     assert recorder.teacher_moved_by_first_stage2_step  # the EMA update ran before the user's on_step_end
     assert [row["probe"] for row in history] == [1.0, 1.0, 1.0]
+
+
+class Column(Callback):
+    """Adds a column of its own to every epoch's row."""
+
+    def on_epoch_end(self, trainer, row):
+        row["mine"] = float(row["epoch"]) * 10
+
+
+def test_a_column_a_user_callback_adds_reaches_the_checkpointed_history(tmp_path):
+    DualMeanTeacher(ToyNet, CFG).fit(*toy_data(), checkpoint_dir=tmp_path, progress=False, callbacks=[Column()])
+    saved = load_checkpoint(tmp_path / "last.pt")["model"]["history"]
+    assert [row["mine"] for row in saved] == [10.0, 20.0, 30.0]
 
 
 def test_a_resumed_finished_run_calls_only_fit_start_and_end(tmp_path):
@@ -89,13 +104,13 @@ def test_teachers_start_at_fit_end_when_stage_two_is_never_reached():
     model = DualMeanTeacher(ToyNet, CFG.replace(steps=0))
     model.fit(*toy_data(), progress=False, callbacks=[recorder])
     assert ("stage_start", "unbiased", 2, True) not in recorder.calls
-    assert recorder.calls[-1] == ("fit_end", 2, True) and len(model.teachers) == 2
+    assert recorder.calls[-1] == ("fit_end", 2, True) and model.has_teachers
 
 
 def test_train_step_on_given_batches_leaves_the_streams_alone():
     labeled, unlabeled = toy_data()
     model = DualMeanTeacher(ToyNet, CFG)
-    trainer = Trainer(model, labeled, unlabeled, progress=False)
+    trainer = Trainer(model, labeled, unlabeled, callbacks=default_callbacks(None, progress=False, eval_fn=None))
     trainer.setup()
     model.start_teachers()
     batch = {key: torch.stack([labeled[i][key] for i in range(2)]) for key in ("image", "audio", "mask")}

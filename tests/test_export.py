@@ -10,10 +10,10 @@ from dmt_wrap.checksums import sha256
 from dmt_wrap.export import export_saved
 from dmt_wrap.pretrained import FORMAT_VERSION, write_pretrained
 from tests.registered_nets import ClipToyNet
-from tests.toy import SquaresDataset, ToyNet
+from tests.toy import SquaresDataset, TOY_LABELS, ToyNet
 
 FAST = DMTConfig(warmup_steps=4, steps=4, steps_per_epoch=4, batch_size=8, labeled_batch_size=4, lr=3e-3,
-                 ema_decay=0.5, delta=0.5, tau=0.3)
+                 ema_decay=0.5, pseudo_labels=TOY_LABELS)
 DATA = {"image_size": 16, "sample_rate": 32, "duration": 1.0}
 
 

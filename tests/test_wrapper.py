@@ -2,13 +2,14 @@ import pytest
 import torch
 from torch import nn
 
+from dmt_wrap.filtering import PseudoLabelConfig
 from dmt_wrap import ContractError, DMTConfig, DualMeanTeacher, ablation
 from dmt_wrap.checkpoint import CheckpointError
 from dmt_wrap.config import TEACHER_FIELDS
-from tests.toy import SquaresDataset, ToyNet
+from tests.toy import SquaresDataset, TOY_LABELS, ToyNet
 
 FAST = DMTConfig(warmup_steps=6, steps=6, steps_per_epoch=3, batch_size=8, labeled_batch_size=4, lr=3e-3,
-                 ema_decay=0.5, delta=0.5, tau=0.3)
+                 ema_decay=0.5, pseudo_labels=TOY_LABELS)
 
 
 def mean_iou(model: DualMeanTeacher, data: SquaresDataset) -> float:
@@ -25,7 +26,7 @@ def test_three_line_use_learns_the_labeled_pattern():
     dmt = DualMeanTeacher(ToyNet, FAST.replace(warmup_steps=30, steps=20, steps_per_epoch=10, ema_decay=0.7))
     dmt.start_teachers()
     before = mean_iou(dmt, SquaresDataset(32, seed=3))
-    dmt.teachers = nn.ModuleList()
+    dmt.teachers_active = False  # back to stage 1: the students answer until fit starts the teachers
     history = dmt.fit(labeled, unlabeled, progress=False)
     after = mean_iou(dmt, SquaresDataset(32, seed=3))
     assert len(dmt.teachers) == 2
@@ -94,7 +95,7 @@ def test_a_stage2_sweep_starts_from_one_warmup_and_equals_training_through(tmp_p
     warmup = tmp_path / "first" / "warmup.pt"
     assert torch.load(warmup, weights_only=True)["step"] == FAST.warmup_steps
 
-    changed = FAST.replace(lambda_u=3.0, delta=0.4, ema_decay=0.8, steps=9)  # stage-2 settings only
+    changed = FAST.replace(lambda_u=3.0, pseudo_labels={"delta": 0.4}, ema_decay=0.8, steps=9)  # stage-2 settings only
     through = DualMeanTeacher(ToyNet, changed)
     through.fit(labeled, unlabeled, progress=False)
     swept = DualMeanTeacher(ToyNet, changed)
@@ -130,9 +131,9 @@ def test_without_teachers_the_teacher_fields_change_nothing_bit_for_bit():
     """``TEACHER_FIELDS`` are read only on the teachers' path, so a naive ensemble (or naive)
     stored at one ``lambda_u`` is the job at any other: ``training_settings`` leaves them out."""
     labeled, unlabeled = SquaresDataset(8, seed=1), SquaresDataset(24, seed=2)
-    teacher_fields = dict(lambda_u=3.0, rampup_steps=2, delta=0.3, tau=0.8, ema_decay=0.9, pseudo_loss_norm="kept",
-                          pseudo_label="union", pseudo_label_shape="mask", max_label_area=0.5, delta_mode="relative",
-                          noise_filter=False, audio_contrast=True, separate_teacher_views=True)
+    labels = PseudoLabelConfig(delta=0.3, tau=0.8, noise_filter=False, combine="union", shape="box",
+                               delta_mode="relative", max_area=0.5)
+    teacher_fields = dict(lambda_u=3.0, rampup_steps=2, ema_decay=0.9, pseudo_loss_norm="kept", pseudo_labels=labels)
     assert set(teacher_fields) == TEACHER_FIELDS  # every field the claim covers is changed here
     ensemble = ablation("naive_ensemble", FAST)
     models = [DualMeanTeacher(ToyNet, cfg) for cfg in (ensemble, ensemble.replace(**teacher_fields))]
@@ -226,12 +227,7 @@ def test_labeled_items_without_mask_are_refused():
 
 
 def test_pseudo_label_weight_ramps_up_linearly_in_stage_two():
-    from dmt_wrap.trainer import Trainer
-
     cfg = FAST.replace(warmup_steps=10, rampup_steps=4, lambda_u=2.0)
-    trainer = Trainer(DualMeanTeacher(ToyNet, cfg), SquaresDataset(8), SquaresDataset(8))
-    weights = []
-    for step in range(10, 16):
-        trainer.step = step
-        weights.append(trainer._pseudo_weight())
+    model = DualMeanTeacher(ToyNet, cfg)
+    weights = [model.pseudo_weight(step, warmup_length=10) for step in range(10, 16)]
     assert weights == [0.5, 1.0, 1.5, 2.0, 2.0, 2.0]

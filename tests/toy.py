@@ -6,6 +6,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from dmt_wrap.filtering import PseudoLabelConfig
+
+#: Pseudo-label settings loose enough that a few-step toy run keeps labels.
+TOY_LABELS = PseudoLabelConfig(delta=0.5, tau=0.3)
+
 
 class SquaresDataset(Dataset):
     """16x16 images with one bright square (the 'source') on noise; mask = the square.

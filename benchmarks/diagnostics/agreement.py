@@ -21,7 +21,7 @@ seeds one calls naive). ``--from-json`` re-reads the rows an earlier ``--json`` 
 evaluating again.
 
 Jobs trained with ``swap_pairs`` (network A on pair B's seeds and B on A's, each in its own
-position; ``--train-args '{"swap_pairs": true}'``) are kept out of those tables and, where they pair
+position; ``run.py --swap-pairs``) are kept out of those tables and, where they pair
 with unswapped jobs of the same method, variant and seed, split A − B into what the position
 gives (position A minus position B, each averaged over both seed assignments) and what the seeds
 give (pair A's seeds minus pair B's, each averaged over both positions); DMT is then also compared
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         for out in args.out:
             for where, model, test in finished_jobs(out, args.method):
                 if len(model.inference_networks()) == 2:
-                    rows.append({**where, "swap_pairs": model.config.swap_pairs, **agreement(model, test)})
+                    rows.append({**where, "swap_pairs": model.swap_pairs, **agreement(model, test)})
     if not rows:
         raise SystemExit(f"{[str(o) for o in args.out + args.from_json]}: no finished two-network job "
                          "(DMT or naive ensemble); run benchmarks/run.py --variants dmt naive_ensemble --out there first")

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import baselines  # noqa: F401  (fills the registry)
 from baselines.registry import build
+from benchmarks.benchmark_model import BenchmarkDMT
 from benchmarks.composed import load_eval_set
 from benchmarks.layout import MODEL, SETTINGS, job_folders, parse_job_folder
 from dmt_wrap import DualMeanTeacher
@@ -33,7 +34,8 @@ def finished_jobs(out: Path, methods: Iterable[str] | None = None) -> Iterator[t
         if key not in tests:
             tests[key] = load_eval_set(data["tier"], n=data["test_size"], image_size=data["image_size"],
                                        sample_rate=data["sample_rate"], duration=data["duration"])
-        model = DualMeanTeacher.load(folder / MODEL, lambda: build(place.method, **settings["network"]), device="cpu")
+        model = BenchmarkDMT.load(folder / MODEL, lambda: build(place.method, **settings["network"]), device="cpu")
+        model.swap_pairs = bool(settings.get("swap_pairs"))
         yield place.row_keys(), model, tests[key]
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 
 from dmt_wrap import DMTConfig, DualMeanTeacher
-from tests.toy import SquaresDataset, ToyNet
+from tests.toy import SquaresDataset, TOY_LABELS, ToyNet
 
 CONFIG = DMTConfig(warmup_steps=6, steps=34, steps_per_epoch=4, batch_size=6, labeled_batch_size=3, lr=3e-3,
-                   ema_decay=0.5, delta=0.5, tau=0.3, seed=7)
+                   ema_decay=0.5, pseudo_labels=TOY_LABELS, seed=7)
 
 
 def datasets() -> tuple[SquaresDataset, SquaresDataset]:
