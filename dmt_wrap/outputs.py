@@ -53,10 +53,6 @@ def check_outputs(outputs: Mapping[str, Path | None], inputs: Mapping[str, Path 
     given = [(flag, Path(path)) for flag, path in outputs.items() if path is not None]
     sources = [(flag, Path(path)) for flag, path in inputs.items() if path is not None]
     for number, (flag, path) in enumerate(given):
-        allowed = (suffixes or {}).get(flag)
-        if allowed and path.suffix.lower() not in allowed:
-            raise OutputError(f"{flag} {path}: name it with one of {', '.join(allowed)} (the extension says what is "
-                              "written).")
         for source_flag, source in sources:
             if same_file(path, source):
                 raise OutputError(f"{flag} {path} is the input {source_flag} {source}; writing it would destroy the "
@@ -66,6 +62,10 @@ def check_outputs(outputs: Mapping[str, Path | None], inputs: Mapping[str, Path 
                 raise OutputError(f"{flag} and {other_flag} both name {path}; give each output its own file.")
         if path.is_dir():
             raise OutputError(f"{flag} {path} is a folder; name a file inside it instead.")
+        allowed = (suffixes or {}).get(flag)
+        if allowed and path.suffix.lower() not in allowed:
+            raise OutputError(f"{flag} {path}: name it with one of {', '.join(allowed)} (the extension says what is "
+                              "written).")
         if os.path.lexists(path) and not overwrite:
             raise OutputError(f"{flag} {path} already exists; pass --overwrite to replace it, or choose another "
                               "name.")
