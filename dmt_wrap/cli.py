@@ -63,6 +63,17 @@ The same folder, ratio and seed give the same files on every machine; benchmarks
 takes the folder with --split, the loaders take each file as their id list. Writing the same
 split again leaves the folder unchanged; an edited split folder is refused."""
 
+DEMO_EXAMPLE = """examples:
+  dmt-wrap demo --model exported/ezvsl                      # then open http://127.0.0.1:7860
+  dmt-wrap demo --model exported/ezvsl --port 8000 --max-upload-mb 50
+
+A local web page (Gradio, pip install 'dmt_wrap[demo]'): upload a clip, or an image and a
+sound; see the overlay video with its sound and the contact sheet, download the maps (.npz).
+It listens on 127.0.0.1 only unless --host says otherwise, refuses uploads over
+--max-upload-mb, runs one job at a time (the others wait in a queue) with a progress bar,
+and applies localize's checks and limits. Nothing is sent anywhere (analytics off, no share
+link)."""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmt-wrap", description="Semi-supervised audio-visual source "
@@ -132,6 +143,16 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--sample-rate", type=int, help="audio rate it was trained at (saved file)")
     exp.add_argument("--duration", type=float, help="audio window in seconds it was trained at (saved file)")
     exp.add_argument("--overwrite", action="store_true", help="replace an earlier export at OUT (nothing else)")
+
+    demo = command("demo", "a local web page: upload a clip (or an image and a sound), see and download its maps",
+                   DEMO_EXAMPLE)
+    demo.add_argument("--model", type=Path, required=True, help="a folder written by dmt-wrap export")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
+                                                         "only; 0.0.0.0 opens it to the network)")
+    demo.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    demo.add_argument("--fps", type=float, default=4.0, help="frames sampled per second of a clip (default 4)")
+    demo.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload in MB (default 200)")
+    demo.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
 
     spl = command("splits", "deterministic labeled / unlabeled / test id files for a dataset folder",
                   SPLITS_EXAMPLE)
@@ -228,33 +249,31 @@ def run_prepare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> No
 def run_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     source, out = args.source, args.out
     if not os.path.lexists(source):
-        raise ArgumentError(f"export: {source} does not exist; pass a benchmarks/run.py job folder "
-                            "(runs/<name>/jobs/<method>/ratio<r>/seed<s>/<variant>) or a file DualMeanTeacher.save "
-                            "wrote.")
+        raise ArgumentError(f"{source} does not exist; pass a file DualMeanTeacher.save wrote, or a folder holding "
+                            "one as model.pt (e.g. a finished benchmarks/run.py job folder).")
     resolved_source, resolved_out = source.resolve(), out.resolve()
     if resolved_out == resolved_source or resolved_source.is_relative_to(resolved_out):
-        raise ArgumentError(f"export: OUT {out} would replace the source {source}; choose another output folder.")
+        raise ArgumentError(f"OUT {out} would replace the source {source}; choose another output folder.")
     data = {"image_size": args.image_size, "sample_rate": args.sample_rate, "duration": args.duration}
-    if not source.is_dir():
-        missing = [f"--{key.replace('_', '-')}" for key, value in data.items() if value is None]
-        if missing:
-            parser.error(f"export of a saved model file needs {' '.join(missing)} (the input it was trained on)")
     if os.path.lexists(out) and not args.overwrite:
-        raise ArgumentError(f"export: {out} already exists; pass --overwrite to replace that earlier export, or "
+        raise ArgumentError(f"{out} already exists; pass --overwrite to replace that earlier export, or "
                             "choose another output folder.")
     from .pretrained import check_destination
 
     try:
         check_destination(out, args.overwrite)
     except FileExistsError as error:
-        raise ArgumentError(f"export: {error}".replace("pass overwrite=True", "pass --overwrite")) from None
-    from .export import export_job, export_saved
+        raise ArgumentError(f"{error}".replace("pass overwrite=True", "pass --overwrite")) from None
+    from .export import export_saved
 
-    if source.is_dir():
-        folder = export_job(source, out, overwrite=args.overwrite)
-    else:
+    try:
         folder = export_saved(source, out, data=data, network=args.network, network_kwargs=args.network_args,
                               overwrite=args.overwrite)
+    except ValueError as error:
+        if "save_pretrained needs the network's input" not in str(error):
+            raise
+        parser.error(f"{source} records no input size: pass --image-size, --sample-rate and --duration "
+                     "(the input it was trained on)")
     print(f"wrote {folder} (model.safetensors, config.json, SHA256SUMS)")
 
 
@@ -273,8 +292,25 @@ def run_splits(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     print(f"{'unchanged' if existed else 'wrote'} {folder}: {counts}")
 
 
+def run_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if not 0 < args.fps < float("inf"):
+        parser.error(f"--fps {args.fps}: must be a positive number of frames per second")
+    if not 0 < args.max_upload_mb < float("inf"):
+        parser.error(f"--max-upload-mb {args.max_upload_mb}: must be a positive number of megabytes")
+    if not 0 < args.port < 65536:
+        parser.error(f"--port {args.port}: must lie in 1-65535")
+    from .demo import import_gradio, serve
+
+    try:
+        import_gradio()  # Gradio is an optional extra: only this command imports it
+    except ModuleNotFoundError as error:
+        raise ArgumentError(str(error)) from None
+    serve(args.model, host=args.host, port=args.port, fps=args.fps, max_upload_mb=args.max_upload_mb,
+          device=_device(args.device))
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, argparse.ArgumentParser], None]] = {
-    "localize": run_localize, "prepare": run_prepare, "export": run_export, "splits": run_splits}
+    "localize": run_localize, "prepare": run_prepare, "export": run_export, "splits": run_splits, "demo": run_demo}
 
 
 def one_line(error: BaseException) -> str:

@@ -26,6 +26,7 @@ from .ema import make_teacher
 from .filtering import PseudoLabels, label_quality, make_pseudo_labels
 from .losses import map_loss, mismatched_audio_loss, per_sample_map_loss
 from .metrics import upsample_maps
+from .registry import registration_of
 from .step import StepContext, StepOutput
 from .streams import derive_seed
 from .trainer import Trainer
@@ -377,6 +378,7 @@ class DualMeanTeacher(nn.Module):
             "students": [s.state_dict() for s in self.students],
             "teachers": [t.state_dict() for t in self.teachers] if self.teachers_active else [],
             "input": dict(self.input_spec),
+            "registration": registration_of(self.students[0].net),
             "history": copy.deepcopy(self.history),
         }
 
@@ -428,7 +430,6 @@ class DualMeanTeacher(nn.Module):
         and arguments itself; a user's own network is saved too and loads with its factory.
         ``data`` (``image_size``, ``sample_rate``, ``duration``) defaults to what ``fit`` saw."""
         from .pretrained import write_pretrained
-        from .registry import registration_of
 
         recorded = registration_of(self.students[0].net)
         if network is None and recorded is not None:

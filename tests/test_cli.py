@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from dmt_wrap import DMTConfig, DualMeanTeacher
+from dmt_wrap import DMTConfig, DualMeanTeacher, registry
 from dmt_wrap.cli import main
 from dmt_wrap.datasets.vggss import VGGSoundSource
 from tests.registered_nets import ClipToyNet
@@ -73,22 +73,21 @@ def test_prepare_train_export_localize(tmp_path, capsys):
     assert (tmp_path / "sheet.png").stat().st_size > 0
 
 
-def test_a_run_py_job_folder_exports_with_its_settings_and_scores(tmp_path):
+def test_a_folder_holding_a_saved_model_exports_with_what_the_model_records(tmp_path):
+    """A model built by name records its network and arguments, and fit records its input: a folder
+    holding it as model.pt (e.g. a run.py job) exports without any flag; flags override."""
     job = tmp_path / "runs" / "quick" / "jobs" / "toy_clip" / "ratio0.1" / "seed0" / "dmt"
     job.mkdir(parents=True)
-    model = DualMeanTeacher(ClipToyNet, FAST)
+    model = DualMeanTeacher(lambda: registry.build("toy_clip"), FAST)
+    model.input_spec = {"image_size": SIZE, "samples": 16000, "sample_rate": 16000, "duration": 1.0}
     model.save(job / "model.pt")
-    data = {"tier": "flickr", "image_size": SIZE, "sample_rate": 16000, "duration": 1.0, "test_size": 8}
-    (job / "settings.json").write_text(json.dumps({"train": FAST.to_dict(), "network": {}, "data": data}))
-    (job / "result.json").write_text(json.dumps({"method": "toy_clip", "variant": "dmt", "ratio": 0.1, "seed": 0,
-                                                 "scores": {"ciou50": 0.25, "pointing": 0.5}}))
-    (tmp_path / "runs" / "quick" / "results.json").write_text(json.dumps({"preset": "quick"}))
     assert main(["export", str(job), str(tmp_path / "out")]) == 0
     config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert config["preset"] == "quick" and config["metrics"]["scores"]["ciou50"] == 0.25
-    assert config["metrics"]["test_set"] == "composed benchmark tier flickr, 8 stored test scenes"
-    assert config["data"]["image_size"] == SIZE and config["train"]["warmup_steps"] == 4
+    assert config["network"]["name"] == "toy_clip" and config["train"]["warmup_steps"] == 4
+    assert config["data"] == {"image_size": SIZE, "sample_rate": 16000, "duration": 1.0}
     assert main(["export", str(job), str(tmp_path / "out")]) == 2  # exists: refused, not overwritten
+    assert main(["export", str(job), str(tmp_path / "out2"), "--duration", "2"]) == 0
+    assert json.loads((tmp_path / "out2" / "config.json").read_text())["data"]["duration"] == 2.0
 
 
 def test_errors_name_the_file_and_the_fix(tmp_path, capsys):
@@ -108,7 +107,7 @@ def test_errors_name_the_file_and_the_fix(tmp_path, capsys):
     assert "localize --image needs --audio AUDIO" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["export", str(tmp_path / "model.pt"), str(tmp_path / "m2")])
-    assert "needs --image-size --sample-rate --duration" in capsys.readouterr().err
+    assert "records no input size: pass --image-size, --sample-rate and --duration" in capsys.readouterr().err
     assert main(["splits", str(tmp_path), "--label-ratio", "0.5"]) == 1
     assert "frames does not exist" in capsys.readouterr().err
 
