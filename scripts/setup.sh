@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # One-time set-up, idempotent: Debian's sound+image stamps for the composed benchmark (the
 # stamps alone: not the Tux Paint program they recommend), then a virtual environment with the
-# package and its test extras in .venv/. One line per step; what apt, dpkg and pip print goes
-# to a log whose path is printed when a step fails.
+# package and its test extras in .venv/. With --demo also the web demo's extra (Gradio) and
+# Debian's chromium + chromium-driver, which its test drives headless. One line per step; what
+# apt, dpkg and pip print goes to a log whose path is printed when a step fails.
+#   bash scripts/setup.sh           # the library, benchmarks and tests
+#   bash scripts/setup.sh --demo    # also dmt-wrap demo and its browser test
 set -euo pipefail
 cd "$(dirname "$0")/.."
+DEMO=0
+for arg in "$@"; do
+    case "$arg" in
+        --demo) DEMO=1 ;;
+        *) echo "setup: unknown option $arg (the one option is --demo)" >&2; exit 2 ;;
+    esac
+done
 LOG="$(mktemp "${TMPDIR:-/tmp}/dmt_wrap-setup.XXXXXX.log")"
 
 step() {  # step NAME COMMAND...: run COMMAND, its output to $LOG, and say how it went
@@ -20,14 +30,20 @@ step() {  # step NAME COMMAND...: run COMMAND, its output to $LOG, and say how i
     fi
 }
 
-if dpkg -s tuxpaint-stamps-default >/dev/null 2>&1; then
-    echo "setup: apt tuxpaint-stamps-default ... already installed"
+PACKAGES=(tuxpaint-stamps-default)
+[ "$DEMO" -eq 1 ] && PACKAGES+=(chromium chromium-driver)
+MISSING=()
+for package in "${PACKAGES[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || MISSING+=("$package")
+done
+if [ "${#MISSING[@]}" -eq 0 ]; then
+    echo "setup: apt ${PACKAGES[*]} ... already installed"
 else
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     step "apt-get update" $SUDO apt-get update -q
-    step "apt tuxpaint-stamps-default" $SUDO env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -q --no-install-recommends tuxpaint-stamps-default
+    step "apt ${MISSING[*]}" $SUDO env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "${MISSING[@]}"
 fi
 
 if [ -x .venv/bin/python ]; then
@@ -35,4 +51,6 @@ if [ -x .venv/bin/python ]; then
 else
     step "venv .venv" python3 -m venv .venv
 fi
-step "pip install -e .[test]" .venv/bin/python -m pip install --disable-pip-version-check -e '.[test]'
+EXTRAS="test"
+[ "$DEMO" -eq 1 ] && EXTRAS="test,demo"
+step "pip install -e .[$EXTRAS]" .venv/bin/python -m pip install --disable-pip-version-check -e ".[$EXTRAS]"
