@@ -2,9 +2,10 @@
 
 The bare step is the network alone: a forward on the mixed batch (labeled + unlabeled), a
 BCE map loss against the masks plus ``lambda_c`` times its own self-supervised loss, a
-backward and an Adam step. The DMT step is ``Trainer.train_step("unbiased")``: weak view,
-two teachers' forwards, consensus filter and IPL, a strong view and a forward+backward per
-student, the finite-loss guard, two Adam steps and two EMA updates. Its arithmetic floor is
+backward and an Adam step. The DMT step is ``Trainer.train_step("unbiased")`` around
+``DualMeanTeacher.training_step``: weak view, two teachers' forwards, consensus filter and IPL, a
+strong view and a forward per student, one backward of both students' losses, the finite-loss
+guard, two optimiser steps and two EMA updates. Its arithmetic floor is
 about 2.7x the bare step (docs/design.md, 'Scale and distributed training'); anything above
 is overhead.
 
@@ -20,6 +21,7 @@ composed dataset through the trainer's streams and DataLoader workers).
 from __future__ import annotations
 
 import argparse
+import json
 import importlib.util
 import resource
 import statistics
@@ -60,6 +62,7 @@ class Preset:
 PRESETS = {
     "cpu": Preset("tiny", 64, 1.0, 16_000, 64, 16),
     "paper": Preset("resnet18", 224, 3.0, 16_000, 128, 32),
+    "dry": Preset("tiny", 32, 0.5, 16_000, 4, 2),  # benchmarks/gpu_check.sh --cpu-dry-run: the path, not a speed
 }
 TOY_AUDIO_SAMPLES = 32  # ToyNet's audio layer takes a fixed 32-sample vector
 
@@ -228,6 +231,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers for the end-to-end measure")
     parser.add_argument("--pipeline-steps", type=int, default=5, help="timed steps end to end (0: skip)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the students and the bare network")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="the networks' forward precision (DMTConfig.precision; auto: bf16 on CUDA only)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the measures here")
     return parser.parse_args(argv)
 
 
@@ -238,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     device, preset = torch.device(args.device), PRESETS[args.preset]
     factory, audio_samples = network_factory(args.method, preset)
     cfg = DMTConfig(batch_size=preset.batch_size, labeled_batch_size=preset.labeled_batch_size,
-                    warmup_steps=0, num_workers=args.workers, channels_last=True)
+                    warmup_steps=0, num_workers=args.workers, channels_last=True, precision=args.precision)
     random_data = RandomItems(max(preset.batch_size, 128), preset.image_size, audio_samples)
 
     bare = BareStep(factory(), first_items(random_data, preset.mixed_batch, device), cfg, device)
@@ -268,6 +274,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"ratio      {dmt_s / bare_s:8.2f} x  (arithmetic floor ~2.7x, goal <= 3.0x)")
     memory = "peak allocated" if device.type == "cuda" else "peak RSS of the process after"
     print(f"memory     {memory}: bare {bare_mb:.0f} MiB, DMT {dmt_mb:.0f} MiB")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "method": args.method, "preset": args.preset, "device": str(device), "precision": args.precision,
+            "parameters_m": round(params / 1e6, 3), "bare_ms": round(bare_s * 1e3, 2), "dmt_ms": round(dmt_s * 1e3, 2),
+            "ratio": round(dmt_s / bare_s, 3), "bare_mib": round(bare_mb), "dmt_mib": round(dmt_mb)}, indent=1))
 
     if args.pipeline_steps > 0:
         data, source = pipeline_dataset(args.method, preset, audio_samples, length=4 * preset.batch_size)

@@ -272,6 +272,7 @@ def test_spectrogram_lives_on_the_module_device_and_stays_float32():
     assert spec.dtype == torch.float32 and spec.shape[:2] == (2, 1)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_spectrogram_runs_on_the_input_device():
     audio = AudioEncoder("tiny", SAMPLE_RATE).cuda()
