@@ -71,7 +71,8 @@ def check_layout(kind: str, root: Path) -> dict[str, Path]:
     return paths
 
 
-def real(kind: str, root: str, preset: Preset, ratio: float, seed: int) -> ComparisonData:
+def real(kind: str, root: str, preset: Preset, ratio: float, seed: int,
+         split: str | Path | None = None) -> ComparisonData:
     """Flickr-SoundNet or VGG-Sound (Source) from their published layouts under ``root``.
 
     Needs the files of ``LAYOUTS[kind]``: the unlabeled pool ``train.txt`` (ids), the
@@ -79,18 +80,21 @@ def real(kind: str, root: str, preset: Preset, ratio: float, seed: int) -> Compa
     VGG-Sound: ``train_labeled.json`` in ``vggss.json``'s format, which the user annotates:
     VGG-SS publishes test boxes only) and the test set (``test.txt`` / ``vggss.json``).
     The labeled set is ``floor(ratio * len(train))`` pairs of the labeled pool, chosen by
-    ``seed``.
+    ``seed``; with ``split`` (a ``dmt-wrap splits`` folder) the split's ids instead
+    (``apply_split``), where ``train.txt`` may list every prepared clip, test clips included.
     """
     from dmt_wrap.datasets.flickr import FlickrSoundNet
     from dmt_wrap.datasets.vggss import VGGSoundSource
 
-    root_path = Path(root)
+    root_path = Path(root).resolve()  # absolute: the loaders join each list file to the root
     paths = check_layout(kind, root_path)
     common = dict(image_size=preset.image_size, sample_rate=preset.sample_rate, duration=preset.duration)
     loader = FlickrSoundNet if kind == "flickr" else VGGSoundSource
     unlabeled = loader(root_path, paths["unlabeled"], masks=False, on_error="skip", **common)
     pool = loader(root_path, paths["labeled"], masks=True, **common)
     test = loader(root_path, paths["test"], masks=True, **common)
+    if split is not None:
+        return apply_split(ComparisonData(None, unlabeled, pool, test, f"{kind} at {root}"), split)
     wanted = max(1, int(ratio * len(unlabeled)))
     if wanted > len(pool):
         raise SystemExit(f"--label-ratio {ratio} asks for {wanted} labeled pairs but {paths['labeled']} "

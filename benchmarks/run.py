@@ -28,7 +28,7 @@ from baselines.recipes import recipe_training
 from baselines.registry import available
 from benchmarks.comparison import Job, reference_scores, run_job
 from benchmarks.composed import TIERS
-from benchmarks.data import apply_split, real, synthetic
+from benchmarks.data import real, synthetic
 from benchmarks.layout import MODEL, results_file
 from benchmarks.presets import PRESETS, Preset
 from benchmarks.report import (SINGLE_NETWORK_SUFFIX, aggregate, command_line, gains_payload, gains_table,
@@ -147,9 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         key = (job.ratio, job.seed)
         if key not in data_cache:
             data_cache[key] = (synthetic(preset, job.ratio, job.seed) if args.data == "synthetic"
-                               else real(args.data, args.root, preset, job.ratio, job.seed))
-            if args.split is not None:
-                data_cache[key] = apply_split(data_cache[key], args.split)
+                               else real(args.data, args.root, preset, job.ratio, job.seed, split=args.split))
         data = data_cache[key]
         descriptions.add(data.description)
         if references is None and args.data == "synthetic":

@@ -72,3 +72,21 @@ def test_run_py_takes_a_published_split(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run.parse_args(["--split", str(folder)])
     assert "--split selects ids of a real dataset" in capsys.readouterr().err
+
+
+def test_the_documented_flow_prepared_clips_a_split_and_boxes_for_its_labeled_and_test_ids(tmp_path, monkeypatch,
+                                                                                         capsys):
+    """docs/cli.md's end to end: train.txt lists every prepared clip (test clips too), boxes exist only for the
+    split's labeled and test ids, and --root is relative."""
+    from benchmarks import data, presets
+
+    root = dataset(tmp_path / "prepared")
+    (root / "train.txt").write_text("".join(f"clip{n:02d}\n" for n in range(20)))
+    folder = write_split(root, 0.1, seed=0, test_ratio=0.2)
+    parts = read_split(folder)
+    for part, file in (("labeled", "train_labeled.json"), ("test", "vggss.json")):
+        (root / file).write_text(json.dumps([{"file": name, "bbox": [[0.1, 0.1, 0.6, 0.7]]} for name in parts[part]]))
+    monkeypatch.chdir(tmp_path)
+    built = data.real("vggss", "prepared/", presets.QUICK, 0.1, 0, split=folder.relative_to(tmp_path))
+    assert (len(built.labeled), len(built.unlabeled), len(built.test)) == (1, 15, 4)
+    assert "unlabeled: 15 evaluated / 15 listed / 0 missing" in capsys.readouterr().out
