@@ -8,6 +8,7 @@ limits: the same refusals, the same overlay video, contact sheet and maps.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -157,6 +158,7 @@ def serve(model: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEF
     gr = import_gradio()
     localizer = Localizer.from_folder(model, device=device)
     workdir = Path(tempfile.mkdtemp(prefix="dmt-wrap-demo-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)  # the jobs' results go with the process
     app = build_app(DemoJob(localizer, workdir, fps=fps, max_upload_mb=max_upload_mb))
     if not _loopback(host):
         announce(f"dmt-wrap demo: warning: --host {host} lets other machines reach the demo and upload to it.")
@@ -166,10 +168,7 @@ def serve(model: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEF
                            ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False, theme=theme)
     announce(f"dmt-wrap demo: {localizer.name} at {url} (Ctrl+C stops it)")
     if block:
-        try:
-            app.block_thread()
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        app.block_thread()
     return app, url
 
 

@@ -26,6 +26,9 @@ from tests.registered_nets import BrightnessNet
 from dmt_wrap.video import AudioTrack, write_video
 from tests.synthetic_media import RATE, frame_at, make_video, make_wav, tone
 
+# Gradio's queue calls pandas in ways pandas 3 deprecates: its noise, not ours
+pytestmark = [pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
+              pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
