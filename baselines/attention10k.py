@@ -39,10 +39,10 @@ import torch.nn.functional as F
 from einops import einsum, rearrange
 from torch import Tensor, nn
 
-from baselines.encoders import encoder_pair, matched_similarity_map
-from baselines.freezing import FreezableEncoders
-from baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
-from baselines.registry import register
+from dmt_wrap_baselines.encoders import encoder_pair, matched_similarity_map
+from dmt_wrap_baselines.freezing import FreezableEncoders
+from dmt_wrap_baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
+from dmt_wrap_baselines.registry import register
 
 ScoreActivation = Literal["relu", "identity"]
 

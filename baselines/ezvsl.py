@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.encoders import (AudioVisualEmbedder, VisualEncoder, cross_modal_similarities,
+from dmt_wrap_baselines.encoders import (AudioVisualEmbedder, VisualEncoder, cross_modal_similarities,
                                 matched_pairs, matched_similarity_map, soft_min_max_normalise)
-from baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
-from baselines.registry import register
+from dmt_wrap_baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
+from dmt_wrap_baselines.registry import register
 
 
 def mil_pair_logits(similarities: Tensor) -> Tensor:

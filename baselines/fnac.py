@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from baselines.encoders import matched_pairs, soft_min_max_normalise
-from baselines.ezvsl import EZVSL, mil_contrastive_loss, mil_pair_logits
-from baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
-from baselines.registry import register
+from dmt_wrap_baselines.encoders import matched_pairs, soft_min_max_normalise
+from dmt_wrap_baselines.ezvsl import EZVSL, mil_contrastive_loss, mil_pair_logits
+from dmt_wrap_baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
+from dmt_wrap_baselines.registry import register
 
 
 def _row_softmax_l1(first_logits: Tensor, second_logits: Tensor) -> Tensor:

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.encoders import (AudioVisualEmbedder, cross_modal_similarities, matched_pairs,
+from dmt_wrap_baselines.encoders import (AudioVisualEmbedder, cross_modal_similarities, matched_pairs,
                                 matched_similarity_map)
-from baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
-from baselines.registry import register
+from dmt_wrap_baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
+from dmt_wrap_baselines.registry import register
 
 
 def lvs_trimap(cosine_map: Tensor, positive_threshold: float = 0.65,

@@ -25,7 +25,7 @@ from typing import Any
 
 from torch import nn
 
-from baselines.registry import build as build_registered
+from dmt_wrap_baselines.registry import build as build_registered
 
 #: What the composed cpu benchmark gives every method besides its own changes: an 8x8 map at 64 px.
 COMPOSED_CPU_NETWORK: dict[str, Any] = {"output_stride": 8}

@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from baselines.encoders import cross_modal_similarities, encoder_pair, matched_similarity_map
-from baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
-from baselines.registry import register
+from dmt_wrap_baselines.encoders import cross_modal_similarities, encoder_pair, matched_similarity_map
+from dmt_wrap_baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
+from dmt_wrap_baselines.registry import register
 
 
 class TwoHeadEmbedder(nn.Module):

@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from baselines.encoders import IMAGENET_MEAN, cross_modal_similarities, matched_pairs
-from baselines.lvs import LVS
-from baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
-from baselines.registry import register
+from dmt_wrap_baselines.encoders import IMAGENET_MEAN, cross_modal_similarities, matched_pairs
+from dmt_wrap_baselines.lvs import LVS
+from dmt_wrap_baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
+from dmt_wrap_baselines.registry import register
 from dmt_wrap.augment import warp
 
 TransformFamily = Literal["per_sample", "original"]

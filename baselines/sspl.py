@@ -41,10 +41,10 @@ import torch.nn.functional as F
 from einops import einsum, rearrange, reduce
 from torch import Tensor, nn
 
-from baselines.encoders import AudioEncoder, VisualEncoder, matched_similarity_map, soft_min_max_normalise
-from baselines.freezing import FreezableEncoders
-from baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
-from baselines.registry import register
+from dmt_wrap_baselines.encoders import AudioEncoder, VisualEncoder, matched_similarity_map, soft_min_max_normalise
+from dmt_wrap_baselines.freezing import FreezableEncoders
+from dmt_wrap_baselines.recipes import COMPOSED_CPU_NETWORK, Recipe, register_recipes
+from dmt_wrap_baselines.registry import register
 from dmt_wrap.augment import GeometricParams, augment_audio, sample_geometry, warp
 
 

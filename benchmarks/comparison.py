@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import Subset
 
-from baselines.registry import build
+from dmt_wrap_baselines.registry import build
 from dmt_wrap import DMTConfig, DualMeanTeacher
 from dmt_wrap.atomic import atomic_path, write_text_atomic
 from dmt_wrap.callbacks import Callback
@@ -29,12 +29,12 @@ from dmt_wrap.checkpoint import WARMUP_CHECKPOINT_NAME
 from dmt_wrap.evaluation import evaluate_model
 from dmt_wrap.machine import machine_record
 
-from benchmarks.benchmark_model import SILENT_RATES, BenchmarkDMT
-from benchmarks.data import ComparisonData
-from benchmarks.files import job_lock
-from benchmarks.layout import CHECKPOINTS, MODEL, RESULT, SETTINGS, job_folder
-from benchmarks.presets import Preset
-from benchmarks.variants import Variant
+from dmt_wrap_benchmarks.benchmark_model import SILENT_RATES, BenchmarkDMT
+from dmt_wrap_benchmarks.data import ComparisonData
+from dmt_wrap_benchmarks.files import job_lock
+from dmt_wrap_benchmarks.layout import CHECKPOINTS, MODEL, RESULT, SETTINGS, job_folder
+from dmt_wrap_benchmarks.presets import Preset
+from dmt_wrap_benchmarks.variants import Variant
 
 #: Two-network variants are also scored with one network alone (``inference="a"``): for DMT
 #: teacher A, which starts from the same weights and data order as the naive network; for
@@ -85,9 +85,9 @@ def run_job(job: Job, preset: Preset, data: ComparisonData, out: Path, device: s
 def training_code_fingerprint() -> str:
     """A hash of the source that decides what training computes (``dmt_wrap``, ``baselines``,
     the composed benchmark): any edit there, however small, may change the numbers."""
-    import baselines
+    import dmt_wrap_baselines as baselines
     import dmt_wrap
-    from benchmarks import composed
+    from dmt_wrap_benchmarks import composed
 
     digest = hashlib.sha256()
     for package in (dmt_wrap, baselines, composed):
@@ -213,7 +213,7 @@ def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
 
 def reference_scores(data: ComparisonData, batch_size: int = 100) -> dict[str, dict[str, float]]:
     """Audio-free maps for scale: centre prior, objectness, ground-truth oracle."""
-    from benchmarks.composed import reference_maps
+    from dmt_wrap_benchmarks.composed import reference_maps
     from dmt_wrap.metrics import MetricAccumulator
 
     loader = torch.utils.data.DataLoader(data.test, batch_size=batch_size)

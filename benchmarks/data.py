@@ -8,7 +8,7 @@ from torch.utils.data import Dataset, Subset
 
 from dmt_wrap.datasets.splits import label_split
 
-from benchmarks.presets import Preset
+from dmt_wrap_benchmarks.presets import Preset
 
 
 @dataclass
@@ -23,7 +23,7 @@ class ComparisonData:
 
 def synthetic(preset: Preset, ratio: float, seed: int, cache_dir: str | None = None) -> ComparisonData:
     """The composed benchmark: a fixed labeled pool, fresh unlabeled scenes, a stored test set."""
-    from benchmarks.composed import ComposedScenes, load_eval_set
+    from dmt_wrap_benchmarks.composed import ComposedScenes, load_eval_set
 
     scenes = ComposedScenes(tier=preset.tier, split="train", length=preset.train_size + preset.unlabeled_size,
                             image_size=preset.image_size, sample_rate=preset.sample_rate,

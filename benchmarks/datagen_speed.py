@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from benchmarks.composed import TIERS, ComposedScenes
+from dmt_wrap_benchmarks.composed import TIERS, ComposedScenes
 
 
 def time_tier(tier: str, size: int, samples: int, repeats: int) -> tuple[float, float]:

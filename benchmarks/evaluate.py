@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-import baselines
+import dmt_wrap_baselines as baselines
 from dmt_wrap.datasets.extended import ExtendedPairs, generate_pairs, write_pairs
 from dmt_wrap.datasets.flickr import FlickrSoundNet
 from dmt_wrap.datasets.media import ON_ERROR_POLICIES, FrameAudioDataset

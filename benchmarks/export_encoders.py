@@ -19,9 +19,9 @@ from pathlib import Path
 
 from torch import nn
 
-from baselines.encoders import AudioEncoder, VisualEncoder
-from benchmarks.comparison import backbone_factory
-from benchmarks.presets import PRESETS
+from dmt_wrap_baselines.encoders import AudioEncoder, VisualEncoder
+from dmt_wrap_benchmarks.comparison import backbone_factory
+from dmt_wrap_benchmarks.presets import PRESETS
 from dmt_wrap import DualMeanTeacher
 from dmt_wrap.checkpoint import torch_save_atomic
 

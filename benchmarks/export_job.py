@@ -15,9 +15,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import baselines  # noqa: F401  (fills the registry)
-from baselines.registry import build
-from benchmarks.layout import (FINISHED_FILES, MODEL, PATTERN, RESULT, SETTINGS, missing_files, parse_job_folder,
+import dmt_wrap_baselines as baselines  # noqa: F401  (fills the registry)
+from dmt_wrap_baselines.registry import build
+from dmt_wrap_benchmarks.layout import (FINISHED_FILES, MODEL, PATTERN, RESULT, SETTINGS, missing_files, parse_job_folder,
                                results_file)
 from dmt_wrap import DualMeanTeacher
 from dmt_wrap.checkpoint import CheckpointError

@@ -36,9 +36,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.layout import RESULT, job_folders
-from benchmarks.reproduction import PerSeed, against_report, distinct
-from benchmarks.report import (command_line, format_difference, gains_payload, paired_difference,
+from dmt_wrap_benchmarks.layout import RESULT, job_folders
+from dmt_wrap_benchmarks.reproduction import PerSeed, against_report, distinct
+from dmt_wrap_benchmarks.report import (command_line, format_difference, gains_payload, paired_difference,
                                paired_gains_table, paired_payload)
 from dmt_wrap.atomic import write_text_atomic
 

@@ -72,8 +72,8 @@ def network_factory(method: str, preset: Preset) -> tuple[Callable[[], nn.Module
     """The network constructor for ``method`` and the audio length it takes."""
     if method == "toy":
         return toy_network(), TOY_AUDIO_SAMPLES
-    import baselines  # noqa: F401  (each module registers its networks)
-    from baselines.registry import build
+    import dmt_wrap_baselines as baselines  # noqa: F401  (each module registers its networks)
+    from dmt_wrap_baselines.registry import build
     samples = int(round(preset.seconds * preset.sample_rate))
     return partial(build, method, encoder_size=preset.encoder_size, sample_rate=preset.sample_rate), samples
 
@@ -109,7 +109,7 @@ def pipeline_dataset(method: str, preset: Preset, audio_samples: int, length: in
     if method == "toy":
         return RandomItems(length, preset.image_size, audio_samples), "random tensors (toy network)"
     try:
-        from benchmarks.composed.dataset import ComposedScenes
+        from dmt_wrap_benchmarks.composed.dataset import ComposedScenes
     except ImportError as exc:
         return RandomItems(length, preset.image_size, audio_samples), f"random tensors (no composed dataset: {exc})"
     with warnings.catch_warnings():  # the fallback-classes warning: reported in the output instead

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from baselines.recipes import recipe_network_kwargs, recipe_training
+from dmt_wrap_baselines.recipes import recipe_network_kwargs, recipe_training
 from dmt_wrap import DMTConfig
 from dmt_wrap.augment import MILD_AUGMENT
 from dmt_wrap.filtering import PseudoLabelConfig
 
-from benchmarks.variants import Variant
+from dmt_wrap_benchmarks.variants import Variant
 
 
 #: Variants whose rows stand for the method alone: under a recipe with training settings

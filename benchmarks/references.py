@@ -12,7 +12,7 @@ import argparse
 
 import torch
 
-from benchmarks.composed import TIERS, load_eval_set, reference_maps
+from dmt_wrap_benchmarks.composed import TIERS, load_eval_set, reference_maps
 from dmt_wrap.metrics import MetricAccumulator
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from benchmarks.report import (GAIN_FIELDS, PAIRED_BASELINES, SINGLE_NETWORK_SUFFIX, format_difference,
+from dmt_wrap_benchmarks.report import (GAIN_FIELDS, PAIRED_BASELINES, SINGLE_NETWORK_SUFFIX, format_difference,
                                paired_difference)
 from dmt_wrap.machine import describe, numerics_key
 

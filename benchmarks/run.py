@@ -23,18 +23,18 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-import baselines  # noqa: F401  (fills the registry)
-from baselines.recipes import recipe_training
-from baselines.registry import available
-from benchmarks.comparison import Job, reference_scores, run_job
-from benchmarks.composed import TIERS
-from benchmarks.data import real, synthetic
-from benchmarks.layout import MODEL, results_file
-from benchmarks.presets import PRESETS, Preset
-from benchmarks.report import (SINGLE_NETWORK_SUFFIX, aggregate, command_line, gains_payload, gains_table,
+import dmt_wrap_baselines as baselines  # noqa: F401  (fills the registry)
+from dmt_wrap_baselines.recipes import recipe_training
+from dmt_wrap_baselines.registry import available
+from dmt_wrap_benchmarks.comparison import Job, reference_scores, run_job
+from dmt_wrap_benchmarks.composed import TIERS
+from dmt_wrap_benchmarks.data import real, synthetic
+from dmt_wrap_benchmarks.layout import MODEL, results_file
+from dmt_wrap_benchmarks.presets import PRESETS, Preset
+from dmt_wrap_benchmarks.report import (SINGLE_NETWORK_SUFFIX, aggregate, command_line, gains_payload, gains_table,
                                method_table, paired_gains_table, plot_curves, plot_ratio_curve,
                                with_single_network_rows, write_json)
-from benchmarks.variants import ABLATION_VARIANTS, DEFAULT_VARIANTS, NAIVE, VARIANTS
+from dmt_wrap_benchmarks.variants import ABLATION_VARIANTS, DEFAULT_VARIANTS, NAIVE, VARIANTS
 from dmt_wrap import DMTConfig
 from dmt_wrap.atomic import write_text_atomic
 from dmt_wrap.cli import guarded
@@ -242,7 +242,7 @@ def configured_preset(args: argparse.Namespace) -> Preset:
 
 def save_overlays(args: argparse.Namespace, preset, data_cache, path: Path) -> None:
     """Maps of each trained variant (first method, ratio and seed) on the first eight test scenes."""
-    from benchmarks.comparison import backbone_factory
+    from dmt_wrap_benchmarks.comparison import backbone_factory
     from dmt_wrap import DualMeanTeacher
     from dmt_wrap.visualize import save_overlay_grid
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.paired import change_table
-from benchmarks.report import format_difference, paired_difference, summarise
+from dmt_wrap_benchmarks.paired import change_table
+from dmt_wrap_benchmarks.report import format_difference, paired_difference, summarise
 
 PerSeed = dict[str, dict[int, dict[str, Any]]]  # variant -> seed -> row
 

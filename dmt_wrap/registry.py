@@ -7,6 +7,7 @@ and ``resolve`` imports it the first time one of its names is asked for.
 """
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -24,10 +25,21 @@ def register(name: str) -> Callable[[NetworkFactory], NetworkFactory]:
     """Class (or factory) decorator recording a network under ``name``."""
     def record(factory: NetworkFactory) -> NetworkFactory:
         if name in _NETWORKS and _NETWORKS[name] is not factory:
+            if _same_source(_NETWORKS[name], factory):
+                return factory  # one file imported under two names (a folder on sys.path and its installed name)
             raise ValueError(f"network name {name!r} is already registered to {_NETWORKS[name].__qualname__}")
         _NETWORKS[name] = factory
         return factory
     return record
+
+
+def _same_source(first: Callable[..., nn.Module], second: Callable[..., nn.Module]) -> bool:
+    """Whether two constructors are the same definition in the same file."""
+    try:
+        return (first.__qualname__ == second.__qualname__
+                and inspect.getsourcefile(first) == inspect.getsourcefile(second) is not None)
+    except TypeError:
+        return False
 
 
 def available() -> list[str]:

@@ -145,7 +145,7 @@ class Payload:
 def test_checkpoint_with_a_pickled_object_never_runs_it(trained_run, tmp_path):
     """weights_only=True at every entry point: the payload's code never runs (control: an
     unsafe load of the same file does run it)."""
-    from baselines.encoders import load_resnet_weights  # local weights files for the baselines
+    from dmt_wrap_baselines.encoders import load_resnet_weights  # local weights files for the baselines
 
     marker = tmp_path / "payload_ran"
     state = load_checkpoint(trained_run[0] / "last.pt")

@@ -35,7 +35,7 @@ def test_an_edited_split_json_is_refused_everywhere(tmp_path, capsys, resum):
     capsys.readouterr()
     assert main(["splits", str(root), "--label-ratio", "0.2", "--seed", "0"]) == 1
     assert fragment in capsys.readouterr().err
-    from benchmarks import run
+    from dmt_wrap_benchmarks import run
     with pytest.raises(SystemExit) as info:
         run.parse_args(["--data", "vggss", "--root", str(root), "--split", str(folder), "--quick"])
     assert info.value.code == 2 and fragment in capsys.readouterr().err

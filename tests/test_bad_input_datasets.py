@@ -211,7 +211,7 @@ def test_loader_arguments_must_be_positive_and_finite(tmp_path, argument, value)
 # ---------------------------------------------------------------- composed scenes (stamp files)
 @pytest.fixture
 def composed():
-    return pytest.importorskip("benchmarks.composed.dataset")
+    return pytest.importorskip("dmt_wrap_benchmarks.composed.dataset")
 
 
 def write_stamp(folder: Path, name: str, frequency: float, rate: int, damage: str | None = None) -> None:

@@ -244,7 +244,7 @@ def test_a_broken_plugin_is_skipped_with_a_warning_unless_asked_for(export, monk
 MEMORY_PROBE = textwrap.dedent("""
     import resource, sys, time
     import torch
-    import baselines  # noqa: F401
+    import dmt_wrap_baselines as baselines  # noqa: F401
     from dmt_wrap import DualMeanTeacher
     from dmt_wrap.cli import main
     torch.set_num_threads(1)
@@ -259,8 +259,8 @@ MEMORY_PROBE = textwrap.dedent("""
 
 def test_crafted_exports_stay_within_2_gb_and_60_s_on_the_cpu_preset_model(tmp_path):
     """The cpu preset's EZ-VSL, with arguments that would ask for gigabytes: refused under a 2 GB cap, quickly."""
-    import baselines  # noqa: F401
-    from benchmarks.presets import PRESETS
+    import dmt_wrap_baselines as baselines  # noqa: F401
+    from dmt_wrap_benchmarks.presets import PRESETS
     preset = PRESETS["cpu"]
     kwargs = preset.network_kwargs("ezvsl")
     model = DualMeanTeacher(lambda: registry.build("ezvsl", **kwargs), DMTConfig(teachers=0))

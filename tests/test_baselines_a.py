@@ -8,14 +8,14 @@ import pytest
 import timm
 import torch
 
-import baselines
-from baselines.encoders import (AudioEncoder, AudioVisualEmbedder, VisualEncoder,
+import dmt_wrap_baselines as baselines
+from dmt_wrap_baselines.encoders import (AudioEncoder, AudioVisualEmbedder, VisualEncoder,
                                 cross_modal_similarities, matched_pairs)
-from baselines.ezvsl import EZVSL, mil_contrastive_loss, mil_pair_logits
-from baselines.fnac import FNAC, fnac_regularisers
-from baselines.lvs import lvs_logits, lvs_trimap
-from baselines.registry import register
-from baselines.ssltie import equivariance_loss, random_view_transforms
+from dmt_wrap_baselines.ezvsl import EZVSL, mil_contrastive_loss, mil_pair_logits
+from dmt_wrap_baselines.fnac import FNAC, fnac_regularisers
+from dmt_wrap_baselines.lvs import lvs_logits, lvs_trimap
+from dmt_wrap_baselines.registry import register
+from dmt_wrap_baselines.ssltie import equivariance_loss, random_view_transforms
 from dmt_wrap.augment import warp
 from dmt_wrap.contract import check_finite_map, parse_output
 
@@ -327,7 +327,7 @@ def test_undilated_stride_keeps_the_resolution_with_stride_one_convolutions():
 
 
 def test_ssltie_original_family_is_one_scale_and_flip_per_batch_with_integer_angles():
-    from baselines.ssltie import original_view_transforms, warp_zero_padded
+    from dmt_wrap_baselines.ssltie import original_view_transforms, warp_zero_padded
 
     torch.manual_seed(0)
     sides, flips = set(), set()

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from baselines import attention10k, registry, slavc, sspl  # noqa: F401  (registers the three)
-from baselines.encoders import AudioEncoder, VisualEncoder
+from dmt_wrap_baselines import attention10k, registry, slavc, sspl  # noqa: F401  (registers the three)
+from dmt_wrap_baselines.encoders import AudioEncoder, VisualEncoder
 from dmt_wrap.contract import parse_output
 
 BATCH, IMAGE_SIZE, SAMPLE_RATE, AUDIO_SECONDS = 4, 64, 8000, 0.5

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.diagnostics import agreement, audio_dependence, pointing_breakdown
+from dmt_wrap_benchmarks.diagnostics import agreement, audio_dependence, pointing_breakdown
 from tests.child_env import same_code_env
 from tests.test_benchmark_run import run, tiny_preset  # noqa: F401  (the fixture)
 

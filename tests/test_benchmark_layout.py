@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import export_job, layout
-from benchmarks.comparison import Job
-from benchmarks.variants import VARIANTS
+from dmt_wrap_benchmarks import export_job, layout
+from dmt_wrap_benchmarks.comparison import Job
+from dmt_wrap_benchmarks.variants import VARIANTS
 from dmt_wrap import DMTConfig, DualMeanTeacher
 from dmt_wrap.checkpoint import CheckpointError
 from tests.registered_nets import ClipToyNet

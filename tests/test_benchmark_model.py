@@ -3,7 +3,7 @@ silent-object statistics, which the library does not carry."""
 import pytest
 import torch
 
-from benchmarks.benchmark_model import BenchmarkDMT, silent_object_rates, silent_object_sums
+from dmt_wrap_benchmarks.benchmark_model import BenchmarkDMT, silent_object_rates, silent_object_sums
 from dmt_wrap import DMTConfig, DualMeanTeacher, ablation
 from tests.toy import TOY_LABELS, SquaresDataset, ToyNet
 

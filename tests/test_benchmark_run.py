@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import presets, run
+from dmt_wrap_benchmarks import presets, run
 from tests.child_env import same_code_env
 
 
@@ -53,7 +53,7 @@ def test_run_writes_tables_json_and_plots_and_resumes(tiny_preset, tmp_path, cap
 def test_reports_name_a_command_that_pastes_back_into_a_shell():
     import shlex
 
-    from benchmarks.report import command_line
+    from dmt_wrap_benchmarks.report import command_line
 
     argv = ["--method", "sspl", "--network-args", '{"freeze_visual": true, "visual_weights": "my dir/v.pth"}']
     assert shlex.split(command_line("run.py", argv)) == ["python", "benchmarks/run.py", *argv]
@@ -91,7 +91,7 @@ def _vggss_root(root: Path) -> Path:
 
 
 def test_real_vggss_builds_labeled_unlabeled_and_test_sets(tiny_preset, tmp_path):
-    from benchmarks import data
+    from dmt_wrap_benchmarks import data
 
     root = _vggss_root(tmp_path)
     built = data.real("vggss", str(root), tiny_preset, ratio=0.2, seed=0)
@@ -110,7 +110,7 @@ def test_real_vggss_builds_labeled_unlabeled_and_test_sets(tiny_preset, tmp_path
 
 
 def test_real_flickr_names_missing_list_files(tiny_preset, tmp_path):
-    from benchmarks import data
+    from dmt_wrap_benchmarks import data
 
     with pytest.raises(SystemExit, match="test.txt: the test ids, one per line"):
         data.real("flickr", str(tmp_path), tiny_preset, ratio=0.2, seed=0)
@@ -157,10 +157,15 @@ def test_naive_row_comes_from_the_ensembles_network_a_and_equals_a_naive_job(tin
 def test_train_args_json_builds_views_and_reaches_the_config():
     from dmt_wrap.augment import AugmentConfig
 
-    args = run.parse_args(["--train-args", '{"unlabeled_augment": {"colour_strength": 0.2}, '
-                                           '"pseudo_loss_norm": "unlabeled"}'])
+    args = run.parse_args(["--train-args", '{"augment": {"colour_strength": 0.2}, "pseudo_loss_norm": "unlabeled", '
+                                           '"delta": 0.7}'])
     train = run.configured_preset(args).train
-    assert train.unlabeled_augment == AugmentConfig(colour_strength=0.2) and train.pseudo_loss_norm == "unlabeled"
+    preset = run.configured_preset(run.parse_args([])).train
+    assert train.augment == replace(preset.augment, colour_strength=0.2) and train.pseudo_loss_norm == "unlabeled"
+    assert train.pseudo_labels == replace(preset.pseudo_labels, delta=0.7)  # an older flat name still applies
+    assert isinstance(train.augment, AugmentConfig)
+    with pytest.raises(SystemExit):
+        run.parse_args(["--train-args", '{"swap_pairs": true}'])  # a control of the comparison: --swap-pairs
     with pytest.raises(SystemExit):
         run.parse_args(["--train-args", '{"pseudo_loss_norm": "per_pixel"}'])
 
@@ -205,7 +210,7 @@ def test_dmt_starts_from_the_naive_ensembles_cached_warmup_with_the_same_result(
 
 
 def test_the_warmup_cache_key_changes_with_the_training_code(monkeypatch, tmp_path):
-    from benchmarks import comparison
+    from dmt_wrap_benchmarks import comparison
 
     comparison.training_code_fingerprint.cache_clear()
     before = comparison.training_code_fingerprint()

@@ -18,8 +18,8 @@ def test_steps_override_reaches_the_jobs_and_a_changed_schedule_is_refused(tiny_
     assert runs["naive"]["updates_per_network"] == 4 and runs["self_supervised"]["updates_per_network"] == 4
     assert runs["naive"]["config"]["steps"] == 3 and runs["self_supervised"]["config"]["steps"] == 4
     # the trained encoders warm-start another method
-    from baselines.registry import build
-    from benchmarks import export_encoders
+    from dmt_wrap_baselines.registry import build
+    from dmt_wrap_benchmarks import export_encoders
 
     naive = out / "jobs" / "ezvsl" / "ratio0.03" / "seed0" / "naive"
     files = export_encoders.export(naive / "model.pt", "ezvsl", "quick", {}, tmp_path / "warm")
@@ -58,11 +58,13 @@ def test_steps_override_reaches_the_jobs_and_a_changed_schedule_is_refused(tiny_
 def test_train_args_reach_every_variant_and_bad_fields_are_refused(tiny_preset, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["--method", "ezvsl", "--quick", "--variants", "single_teacher", "dmt", "--out", str(out), "--no-progress",
-            "--threads", "1", "--train-args", '{"delta_mode": "relative", "delta": 0.7}']
+            "--threads", "1", "--train-args", '{"pseudo_labels": {"delta_mode": "relative", "delta": 0.7}}']
     assert run.main(argv) == 0
     runs = {r["variant"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
     for variant in ("single_teacher", "dmt"):
-        assert runs[variant]["config"]["delta_mode"] == "relative" and runs[variant]["config"]["delta"] == 0.7
+        labels = runs[variant]["config"]["pseudo_labels"]
+        assert labels["delta_mode"] == "relative" and labels["delta"] == 0.7
+        assert labels["shape"] == "box"  # a nested change keeps the preset's other pseudo-label settings
     assert runs["single_teacher"]["config"]["teachers"] == 1  # the variant's ablation still applies
     for bad, says in (('{"delta_mode": "top-k"}', "delta_mode"), ('{"deltta": 0.5}', "deltta")):
         with pytest.raises(SystemExit):
@@ -93,7 +95,7 @@ def test_paper_preset_runs_its_resnet18_at_224_for_one_update_per_stage(monkeypa
     batch only (the full preset is for a GPU)."""
     from dataclasses import replace
 
-    from benchmarks import presets
+    from dmt_wrap_benchmarks import presets
 
     monkeypatch.setenv("DMT_WRAP_CACHE", str(tmp_path / "cache"))
     small_data = replace(presets.PAPER, train_size=100, unlabeled_size=16, test_size=4, curve_size=2)

@@ -10,16 +10,16 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from benchmarks.composed import (DEFAULT_CLASSES, ComposedScenes, TierConfig, get_tier,
+from dmt_wrap_benchmarks.composed import (DEFAULT_CLASSES, ComposedScenes, TierConfig, get_tier,
                                         load_eval_set, reference_maps)
-from benchmarks.composed import evalset as evalset_module
-from benchmarks.composed import scene as scene_module
-from benchmarks.composed.audio import (_change_speed, _fade_in_place, _loop,
+from dmt_wrap_benchmarks.composed import evalset as evalset_module
+from dmt_wrap_benchmarks.composed import scene as scene_module
+from dmt_wrap_benchmarks.composed.audio import (_change_speed, _fade_in_place, _loop,
                                               split_bounds)
-from benchmarks.composed.backgrounds import _tint
-from benchmarks.composed.fallback import fallback_sources
-from benchmarks.composed.preview import save_tier_preview
-from benchmarks.composed.sources import discover_stamps, stamps_dir_from
+from dmt_wrap_benchmarks.composed.backgrounds import _tint
+from dmt_wrap_benchmarks.composed.fallback import fallback_sources
+from dmt_wrap_benchmarks.composed.preview import save_tier_preview
+from dmt_wrap_benchmarks.composed.sources import discover_stamps, stamps_dir_from
 from dmt_wrap.metrics import ciou_at, ciou_per_image, pointing_game
 
 HAVE_STAMPS = bool(discover_stamps(stamps_dir_from(None)))
@@ -336,7 +336,7 @@ def test_preview_writes_a_png(tmp_path: Path) -> None:
 
 
 def test_random_reference_depends_on_the_item_not_the_batch() -> None:
-    from benchmarks.composed.references import random_map
+    from dmt_wrap_benchmarks.composed.references import random_map
 
     together = random_map(torch.tensor([3, 5, 8]), 32, 32)
     assert torch.equal(together[1], random_map(torch.tensor([5]), 32, 32)[0])

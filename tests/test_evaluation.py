@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-import baselines
+import dmt_wrap_baselines as baselines
 from dmt_wrap.contract import ContractError
 from dmt_wrap.datasets.boxes import vggss_gt
 from dmt_wrap.evaluation import evaluate_model
@@ -91,7 +91,7 @@ def test_bad_localizers_and_datasets_are_refused():
 
 def evaluate_cli():
     """``benchmarks/evaluate.py`` as a module."""
-    return importlib.import_module("benchmarks.evaluate")
+    return importlib.import_module("dmt_wrap_benchmarks.evaluate")
 
 
 def test_evaluate_cli_scores_a_saved_checkpoint_on_flickr_layout(tmp_path):

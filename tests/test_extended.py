@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import baselines
+import dmt_wrap_baselines as baselines
 from dmt_wrap.datasets.boxes import flickr_gt, vggss_gt
 from dmt_wrap.datasets.extended import ExtendedPairs, generate_pairs, write_pairs
 from dmt_wrap.datasets.flickr import FlickrSoundNet

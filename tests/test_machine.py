@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import torch
 
-from benchmarks import presets, run
+from dmt_wrap_benchmarks import presets, run
 from dmt_wrap import DualMeanTeacher
 from dmt_wrap.machine import describe, machine_record, numerics_key
 from dmt_wrap.pretrained import write_pretrained

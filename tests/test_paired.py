@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from benchmarks import paired
+from dmt_wrap_benchmarks import paired
 
 
 def write_job(out, method, variant, seed, ciou, pointing, keep=None, precision=None, ratio=0.03, single=None,

@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-import baselines
-from baselines.recipes import get_recipe, recipe_network_kwargs, recipe_training
-from benchmarks.presets import CPU, PAPER, QUICK
-from benchmarks.variants import VARIANTS
+import dmt_wrap_baselines as baselines
+from dmt_wrap_baselines.recipes import get_recipe, recipe_network_kwargs, recipe_training
+from dmt_wrap_benchmarks.presets import CPU, PAPER, QUICK
+from dmt_wrap_benchmarks.variants import VARIANTS
 from dmt_wrap import DMTConfig
 
 torch.set_num_threads(1)

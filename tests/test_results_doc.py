@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import paired, tables
-from benchmarks.diagnostics import agreement
+from dmt_wrap_benchmarks import paired, tables
+from dmt_wrap_benchmarks.diagnostics import agreement
 
 ROOT = Path(__file__).resolve().parents[1]
 #: How each regenerating command is run in-process: its leading words -> its ``main``.

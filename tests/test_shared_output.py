@@ -4,14 +4,14 @@ import subprocess
 import sys
 import time
 
-from benchmarks.files import job_lock
+from dmt_wrap_benchmarks.files import job_lock
 from dmt_wrap.atomic import write_text_atomic
 from tests.child_env import same_code_env
 
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from benchmarks.files import job_lock
+from dmt_wrap_benchmarks.files import job_lock
 with job_lock(Path(sys.argv[1])):
     Path(sys.argv[2]).write_text("held")
     time.sleep(float(sys.argv[3]))

@@ -53,7 +53,7 @@ def test_split_files_carry_a_checksum_and_the_loaders_read_them(tmp_path, capsys
 
 
 def test_run_py_takes_a_published_split(tmp_path, capsys):
-    from benchmarks import data, presets, run
+    from dmt_wrap_benchmarks import data, presets, run
     from tests.test_benchmark_run import _vggss_root
 
     root = _vggss_root(tmp_path)
@@ -78,7 +78,7 @@ def test_the_documented_flow_prepared_clips_a_split_and_boxes_for_its_labeled_an
                                                                                          capsys):
     """docs/cli.md's end to end: train.txt lists every prepared clip (test clips too), boxes exist only for the
     split's labeled and test ids, and --root is relative."""
-    from benchmarks import data, presets
+    from dmt_wrap_benchmarks import data, presets
 
     root = dataset(tmp_path / "prepared")
     (root / "train.txt").write_text("".join(f"clip{n:02d}\n" for n in range(20)))

@@ -1,7 +1,7 @@
 """The composed benchmark: real object photos and their real recordings, composed into
 scenes on the fly (Debian's ``tuxpaint-stamps-default``; a procedural fallback without it).
 
-    from benchmarks.composed import ComposedScenes, load_eval_set, reference_maps
+    from dmt_wrap_benchmarks.composed import ComposedScenes, load_eval_set, reference_maps
     train = ComposedScenes("flickr", "train", length=100_000)   # generated on the fly
     test = load_eval_set("flickr", n=1000)                      # fixed, stored once
 """

@@ -36,8 +36,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from benchmarks.diagnostics.shared import finished_jobs, localize_as
-from benchmarks.report import command_line, format_difference, format_mean, job_table, paired_difference
+from dmt_wrap_benchmarks.diagnostics.shared import finished_jobs, localize_as
+from dmt_wrap_benchmarks.report import command_line, format_difference, format_mean, job_table, paired_difference
 from dmt_wrap.atomic import write_text_atomic
 from dmt_wrap.metrics import binarise_at_median, ciou_at, ciou_per_image, minmax_normalise, upsample_maps
 

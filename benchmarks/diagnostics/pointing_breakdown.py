@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.diagnostics.shared import Localize, batches, finished_jobs, localize_as, no_jobs_error
-from benchmarks.report import command_line, job_table
+from dmt_wrap_benchmarks.diagnostics.shared import Localize, batches, finished_jobs, localize_as, no_jobs_error
+from dmt_wrap_benchmarks.report import command_line, job_table
 from dmt_wrap import DualMeanTeacher
 from dmt_wrap.filtering import make_pseudo_labels
 from dmt_wrap.metrics import minmax_normalise, pointing_game, upsample_maps

@@ -10,11 +10,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-import baselines  # noqa: F401  (fills the registry)
-from baselines.registry import build
-from benchmarks.benchmark_model import BenchmarkDMT
-from benchmarks.composed import load_eval_set
-from benchmarks.layout import MODEL, SETTINGS, job_folders, parse_job_folder
+import dmt_wrap_baselines as baselines  # noqa: F401  (fills the registry)
+from dmt_wrap_baselines.registry import build
+from dmt_wrap_benchmarks.benchmark_model import BenchmarkDMT
+from dmt_wrap_benchmarks.composed import load_eval_set
+from dmt_wrap_benchmarks.layout import MODEL, SETTINGS, job_folders, parse_job_folder
 from dmt_wrap import DualMeanTeacher
 
 Localize = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
