@@ -9,6 +9,14 @@ rebuilds a baseline by name without ``dmt_wrap`` knowing the baselines.
 """
 from __future__ import annotations
 
-from dmt_wrap.registry import available, build, register
+from dmt_wrap import registry
+from dmt_wrap.registry import build, register
 
 __all__ = ["available", "build", "register"]
+
+
+def available() -> list[str]:
+    """The names of the baselines this package registers (other packages' networks left out)."""
+    package = __name__.rpartition(".")[0]
+    return [name for name in registry.available()
+            if registry.resolve(name, load_entry_points=False).__module__.startswith(package + ".")]

@@ -155,8 +155,10 @@ class DualMeanTeacher(nn.Module):
         height, width = images.shape[-2:]
         spec: dict[str, Any] = {"image_size": height if height == width else [height, width],
                                 "samples": int(audio.shape[-1])}
-        rate = getattr(self.students[0].net, "sample_rate", None)
-        if isinstance(rate, (int, float)) and rate > 0:
+        # the sample rate the network (or its audio front end, a submodule) declares, if any
+        rates = (getattr(module, "sample_rate", None) for module in self.students[0].net.modules())
+        rate = next((r for r in rates if isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0), None)
+        if rate is not None:
             spec.update(sample_rate=int(rate), duration=audio.shape[-1] / rate)
         return spec
 

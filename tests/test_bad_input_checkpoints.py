@@ -12,21 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from dmt_wrap import DMTConfig, DualMeanTeacher
+from dmt_wrap import DualMeanTeacher
 from dmt_wrap.checkpoint import FORMAT, CheckpointError, load_checkpoint
-from tests.toy import SquaresDataset, TOY_LABELS, ToyNet
-
-TINY = DMTConfig(warmup_steps=3, steps=2, steps_per_epoch=3, batch_size=6, labeled_batch_size=3, lr=3e-3,
-                 ema_decay=0.5, pseudo_labels=TOY_LABELS)
-
-
-def toy_data() -> tuple[SquaresDataset, SquaresDataset]:
-    return SquaresDataset(6, seed=1), SquaresDataset(12, seed=2, with_mask=False)
-
-
-def fit(model: DualMeanTeacher, checkpoint_dir: Path | None = None, resume: bool = False) -> list[dict]:
-    return model.fit(*toy_data(), checkpoint_dir=checkpoint_dir, resume=resume, progress=False)
-
+from tests.toy import TINY, ToyNet, fit
 
 class WidthNet(nn.Module):
     """A contract network with a width knob: the same class at two presets."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,24 +13,12 @@ from torch.utils.data import Subset
 
 from dmt_wrap import DMTConfig, DualMeanTeacher, NonFiniteLossError, ablation
 from dmt_wrap.checkpoint import PAIR_NAMES, load_checkpoint
-from dmt_wrap.datasets.splits import label_split
-from dmt_wrap.streams import BatchStream
 from dmt_wrap.callbacks import default_callbacks
+from dmt_wrap.datasets.splits import label_split
 from dmt_wrap.filtering import PseudoLabelConfig
+from dmt_wrap.streams import BatchStream
 from dmt_wrap.trainer import DataFormatError, Trainer
-from tests.toy import SquaresDataset, TOY_LABELS, ToyNet
-
-TINY = DMTConfig(warmup_steps=3, steps=2, steps_per_epoch=3, batch_size=6, labeled_batch_size=3, lr=3e-3,
-                 ema_decay=0.5, pseudo_labels=TOY_LABELS)
-
-
-def toy_data() -> tuple[SquaresDataset, SquaresDataset]:
-    return SquaresDataset(6, seed=1), SquaresDataset(12, seed=2, with_mask=False)
-
-
-def fit(model: DualMeanTeacher, checkpoint_dir: Path | None = None, resume: bool = False) -> list[dict]:
-    return model.fit(*toy_data(), checkpoint_dir=checkpoint_dir, resume=resume, progress=False)
-
+from tests.toy import TINY, SquaresDataset, ToyNet, toy_data
 
 class PoisonedToyNet(ToyNet):
     """ToyNet whose self-supervised loss (or map) gets ``value`` added at training step ``at``.

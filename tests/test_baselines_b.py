@@ -1,5 +1,5 @@
-"""Attention10k, SLAVC and SSPL: the contract, training signal, and each method's defining
-property (one negative; momentum encoders moved by EMA only; no negatives at all)."""
+"""Attention10k, SLAVC and SSPL: each method's defining property (what every baseline must do is in
+test_baseline_conformance.py) (one negative; momentum encoders moved by EMA only; no negatives at all)."""
 from __future__ import annotations
 
 import math
@@ -8,12 +8,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from dmt_wrap_baselines import attention10k, registry, slavc, sspl  # noqa: F401  (registers the three)
-from dmt_wrap_baselines.encoders import AudioEncoder, VisualEncoder
-from dmt_wrap.contract import parse_output
+from dmt_wrap_baselines import registry, sspl
 
 BATCH, IMAGE_SIZE, SAMPLE_RATE, AUDIO_SECONDS = 4, 64, 8000, 0.5
-NAMES = ("attention10k", "slavc", "sspl")
 
 
 def tiny_network(name: str, **kwargs) -> nn.Module:
@@ -66,49 +63,7 @@ def loss_dependencies(net: nn.Module, images: Tensor, audio: Tensor,
     return dependencies
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_contract_shapes_in_train_and_eval(name):
-    net = tiny_network(name).train()
-    images, audio = toy_batch()
-    output = parse_output(net(images, audio), BATCH, name)
-    assert output.map.dim() == 3 and output.map.shape[0] == BATCH
-    assert output.self_loss is not None and output.self_loss.shape == ()
-    assert torch.isfinite(output.self_loss) and torch.isfinite(output.map).all()
-
-    net.eval()
-    with torch.no_grad():
-        evaluated = parse_output(net(images, audio), BATCH, name)
-    assert evaluated.self_loss is None
-    assert evaluated.map.shape == output.map.shape
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_loss_decreases_on_a_fixed_batch(name):
-    net = tiny_network(name).train()
-    images, audio = toy_batch()
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(8):
-        torch.manual_seed(1)  # same dropout masks and second views at every step
-        _, loss = net(images, audio)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0], losses
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_gradients_reach_both_encoders(name):
-    net = tiny_network(name).train()
-    _, loss = net(*toy_batch())
-    loss.backward()
-    trainable = [m for m in net.modules() if isinstance(m, (VisualEncoder, AudioEncoder))
-                 and any(p.requires_grad for p in m.parameters())]
-    assert {type(m) for m in trainable} == {VisualEncoder, AudioEncoder}
-    for encoder in trainable:
-        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in encoder.parameters()), \
-            f"no gradient reached {type(encoder).__name__}"
+# the contract, training signal and gradients of every baseline: test_baseline_conformance.py
 
 
 # --------------------------------------------------------------------------- Attention10k

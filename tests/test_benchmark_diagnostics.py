@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from dmt_wrap_benchmarks import run
 from dmt_wrap_benchmarks.diagnostics import agreement, audio_dependence, pointing_breakdown
 from tests.child_env import same_code_env
-from tests.test_benchmark_run import run, tiny_preset  # noqa: F401  (the fixture)
 
 
 def test_where_the_maps_point_adds_up_and_its_sounding_share_is_the_pointing_game(tiny_preset, tmp_path):

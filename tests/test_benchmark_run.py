@@ -7,19 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dmt_wrap_benchmarks import presets, run
+from dmt_wrap_benchmarks import run
 from tests.child_env import same_code_env
-
-
-@pytest.fixture
-def tiny_preset(monkeypatch, tmp_path):
-    monkeypatch.setenv("DMT_WRAP_CACHE", str(tmp_path / "cache"))
-    tiny = replace(presets.QUICK, image_size=32, duration=0.25, train_size=200, unlabeled_size=64, test_size=8,
-                   curve_size=4, train=presets.QUICK.train.replace(warmup_steps=2, steps=2, steps_per_epoch=2,
-                                                                   batch_size=4, labeled_batch_size=2,
-                                                                   num_workers=0))
-    monkeypatch.setitem(presets.PRESETS, "quick", tiny)
-    return tiny
 
 
 def test_run_writes_tables_json_and_plots_and_resumes(tiny_preset, tmp_path, caplog):

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from dmt_wrap import DMTConfig, DualMeanTeacher, ablation
-from tests.test_benchmark_run import run, tiny_preset  # noqa: F401  (the fixture)
 from dmt_wrap.augment import MILD_AUGMENT, AugmentConfig, augment_audio
+from dmt_wrap_benchmarks import run
 
 
 def test_steps_override_reaches_the_jobs_and_a_changed_schedule_is_refused(tiny_preset, tmp_path):

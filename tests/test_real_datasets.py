@@ -296,7 +296,7 @@ def test_label_split_is_deterministic_and_partitions():
 
 
 @pytest.mark.parametrize("n, ratio, message", [(10, 0.0, r"\(0, 1\]"), (10, 1.5, r"\(0, 1\]"),
-                                               (10, 0.05, "labels none"), (0, 0.5, "n=0")])
+                                               (10, 0.05, "picks none of them"), (0, 0.5, "n=0")])
 def test_label_split_refuses_bad_arguments(n, ratio, message):
     with pytest.raises(ValueError, match=message):
         label_split(n, ratio, seed=0)

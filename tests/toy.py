@@ -1,12 +1,16 @@
 """A tiny network and dataset that meet the contract, for fast CPU tests of the wrapper."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from dmt_wrap.config import DMTConfig
 from dmt_wrap.filtering import PseudoLabelConfig
+from dmt_wrap.wrapper import DualMeanTeacher
 
 #: Pseudo-label settings loose enough that a few-step toy run keeps labels.
 TOY_LABELS = PseudoLabelConfig(delta=0.5, tau=0.3)
@@ -59,3 +63,18 @@ class ToyNet(nn.Module):
         sim = torch.einsum("bchw,bc->bhw", F.normalize(v, dim=1), F.normalize(a, dim=1))
         loss = (1 - sim.amax(dim=(1, 2))).mean() if self.training else None
         return sim, loss
+
+
+#: A schedule of a few steps for the fault and bad-input tests.
+TINY = DMTConfig(warmup_steps=3, steps=2, steps_per_epoch=3, batch_size=6, labeled_batch_size=3, lr=3e-3,
+                 ema_decay=0.5, pseudo_labels=TOY_LABELS)
+
+
+def toy_data() -> tuple[SquaresDataset, SquaresDataset]:
+    """A labeled set of 6 squares and an unlabeled one of 12."""
+    return SquaresDataset(6, seed=1), SquaresDataset(12, seed=2, with_mask=False)
+
+
+def fit(model: DualMeanTeacher, checkpoint_dir: Path | None = None, resume: bool = False) -> list[dict]:
+    """``model`` trained on ``toy_data`` (``TINY``'s schedule when built with it)."""
+    return model.fit(*toy_data(), checkpoint_dir=checkpoint_dir, resume=resume, progress=False)
