@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dmt_wrap import ContractError, DMTConfig, DualMeanTeacher, ablation
