@@ -3,18 +3,16 @@ a newly registered baseline gets all of these. Each method's own defining proper
 test_baselines_a.py and test_baselines_b.py."""
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 import dmt_wrap_baselines as baselines
 from dmt_wrap import DualMeanTeacher
 from dmt_wrap.contract import check_finite_map, parse_output
 from dmt_wrap_baselines.encoders import AudioEncoder, VisualEncoder
+from tests.baseline_inputs import AUDIO_SECONDS, BATCH, IMAGE_SIZE, SAMPLE_RATE, toy_batch
 
-BATCH, IMAGE_SIZE, SAMPLE_RATE, AUDIO_SECONDS = 4, 64, 8000, 0.5
 NAMES = baselines.available()
 #: what a method needs to show a training signal within a few steps: FNAC's regularisers from the start
 SIGNAL_NOW = {"fnac": {"reg_warmup_steps": 0}}
@@ -23,17 +21,6 @@ SIGNAL_NOW = {"fnac": {"reg_warmup_steps": 0}}
 def tiny_network(name: str, **kwargs) -> nn.Module:
     torch.manual_seed(0)
     return baselines.build(name, encoder_size="tiny", sample_rate=SAMPLE_RATE, output_stride=8, **kwargs)
-
-
-def toy_batch(seed: int = 0) -> tuple[Tensor, Tensor]:
-    """Random images and, per clip, a different tone in noise (so the clips differ)."""
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.rand(BATCH, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
-    time = torch.arange(int(SAMPLE_RATE * AUDIO_SECONDS)) / SAMPLE_RATE
-    frequencies = 200.0 * (1 + torch.arange(BATCH))[:, None]
-    audio = (0.5 * torch.sin(2 * math.pi * frequencies * time)
-             + 0.05 * torch.randn(BATCH, time.numel(), generator=generator))
-    return images, audio
 
 
 def test_the_registry_holds_the_seven_baselines():

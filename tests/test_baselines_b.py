@@ -9,24 +9,13 @@ import torch
 from torch import Tensor, nn
 
 from dmt_wrap_baselines import registry, sspl
+from tests.baseline_inputs import BATCH, SAMPLE_RATE, toy_batch
 
-BATCH, IMAGE_SIZE, SAMPLE_RATE, AUDIO_SECONDS = 4, 64, 8000, 0.5
 
 
 def tiny_network(name: str, **kwargs) -> nn.Module:
     torch.manual_seed(0)
     return registry.build(name, encoder_size="tiny", sample_rate=SAMPLE_RATE, **kwargs)
-
-
-def toy_batch(seed: int = 0) -> tuple[Tensor, Tensor]:
-    """Random images and, per clip, a different tone in noise (so the clips differ)."""
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.rand(BATCH, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
-    time = torch.arange(int(SAMPLE_RATE * AUDIO_SECONDS)) / SAMPLE_RATE
-    frequencies = 200.0 * (1 + torch.arange(BATCH))[:, None]
-    audio = (0.5 * torch.sin(2 * math.pi * frequencies * time)
-             + 0.05 * torch.randn(BATCH, time.numel(), generator=generator))
-    return images, audio
 
 
 def freeze_batch_statistics(net: nn.Module) -> nn.Module:
