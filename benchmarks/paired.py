@@ -41,6 +41,7 @@ from dmt_wrap_benchmarks.reproduction import PerSeed, against_report, distinct
 from dmt_wrap_benchmarks.report import (command_line, format_difference, gains_payload, paired_difference,
                                paired_gains_table, paired_payload)
 from dmt_wrap.atomic import write_text_atomic
+from dmt_wrap.metrics import get_protocol
 
 
 def finished_results(out: Path) -> list[dict[str, Any]]:
@@ -76,6 +77,18 @@ def source_machines(source: Path) -> list[dict[str, Any]]:
         return distinct([r.get("machine") for r in finished_results(source)])
     stored = json.loads(source.read_text())
     return distinct(stored.get("machines") or [stored.get("machine")])
+
+
+def source_protocol(source: Path) -> str:
+    """The evaluation protocol a source was scored under (``dmt_wrap.metrics.PROTOCOLS``): what its
+    results.json or gains JSON names; a record from before protocols were named used the evaluator
+    that is now the default one."""
+    stored = source / "results.json" if source.is_dir() else source
+    try:
+        named = json.loads(stored.read_text()).get("protocol")
+    except (OSError, ValueError):
+        named = None
+    return named or get_protocol().name
 
 
 def with_controls(reference: PerSeed, controls: list[PerSeed]) -> PerSeed:
@@ -163,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     machines = distinct([m for source in [args.reference, *(c for c, _ in args.controls)]
                          for m in source_machines(source)])
     payload = paired_payload(rows, args.ratio)
+    protocols = distinct([source_protocol(source) for source in [args.reference, *(c for c, _ in args.controls)]])
     text = [f"Command: `{command_line('paired.py', argv)}`", "",
+            f"Evaluation protocol: {', '.join(f'`{name}`' for name in protocols)} (dmt_wrap/metrics.py).", "",
             f"## DMT against its controls ({args.reference}, label ratio {args.ratio:g})", "",
             paired_gains_table(payload)]
     changes = []

@@ -71,6 +71,18 @@ def test_a_new_dmt_run_pairs_with_controls_stored_as_gains_json(tmp_path, capsys
         paired.main([str(tmp_path / "gains.json"), "--ratio", "0.1"])
 
 
+def test_the_tables_name_the_evaluation_protocol_of_their_sources(tmp_path, capsys):
+    out = tmp_path / "out"
+    for seed in range(2):
+        write_job(out, "ezvsl", "naive_ensemble", seed, 0.44, 0.8, single=0.40)
+        write_job(out, "ezvsl", "dmt", seed, 0.46, 0.7, keep=0.1, precision=0.7)
+    assert paired.main([str(out)]) == 0  # no results.json: a record from before protocols were named
+    assert "Evaluation protocol: `benchmark`" in capsys.readouterr().out
+    (out / "results.json").write_text(json.dumps({"protocol": "ezvsl"}))
+    assert paired.main([str(out)]) == 0
+    assert "Evaluation protocol: `ezvsl`" in capsys.readouterr().out
+
+
 def test_paired_refuses_a_folder_without_jobs_and_a_bad_compare(tmp_path):
     with pytest.raises(SystemExit, match="no finished job"):
         paired.main([str(tmp_path)])
