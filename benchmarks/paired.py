@@ -25,7 +25,7 @@ its keep rate and pseudo-label precision. Only seeds present on both sides of a 
 paired.
 
 ``--against RECORDED`` sets the reference (a rerun) beside a recorded gains JSON: per seed, which
-jobs reproduced exactly; per method, whether DMT's paired differences agree within their standard
+scores reproduced exactly; per method, whether DMT's paired differences agree within their standard
 errors; and the machines of both sides (``benchmarks/reproduction.py``). It exits 1 only when both
 sides name the same kernels and threads and a job still moved.
 """

@@ -1,4 +1,4 @@
-"""A rerun beside a recorded result (``paired.py --against``): which jobs reproduce exactly, and
+"""A rerun beside a recorded result (``paired.py --against``): which scores reproduce exactly, and
 whether DMT's paired differences agree within their standard errors.
 
 Exact reproduction needs the same kernels: the same CPU type and torch CPU capability, MKL and
@@ -46,7 +46,7 @@ def seed_comparison(recorded: PerSeed, rerun: PerSeed) -> tuple[str, dict[str, A
     """One row per (method, seed) held by both sides, one cell per shared variant: ``= 47.4`` when
     the score reproduced exactly (every gains field), ``47.4 → 48.2`` (CIoU@0.5) when it moved.
     ``naive_ensemble@A`` is left out where ``naive`` is there: the same network's score."""
-    rows, jobs, moves = [], [], []
+    rows, scores, moves = [], [], []
     for method in sorted(set(recorded) & set(rerun)):
         variants = [v for v in recorded[method] if v in rerun[method]]
         if "naive" in variants:
@@ -61,7 +61,7 @@ def seed_comparison(recorded: PerSeed, rerun: PerSeed) -> tuple[str, dict[str, A
                     continue
                 exact = _exact(a, b)
                 shift = None if a["ciou50"] is None or b["ciou50"] is None else b["ciou50"] - a["ciou50"]
-                jobs.append({"method": method, "variant": variant, "seed": seed, "exact": exact,
+                scores.append({"method": method, "variant": variant, "seed": seed, "exact": exact,
                              "recorded": a["ciou50"], "rerun": b["ciou50"], "shift": shift})
                 if not exact and shift is not None:
                     moves.append(abs(shift))
@@ -73,9 +73,9 @@ def seed_comparison(recorded: PerSeed, rerun: PerSeed) -> tuple[str, dict[str, A
             lines.append((method, ["| method | seed | " + " | ".join(variants) + " |",
                                    "|" + "---|" * (len(variants) + 2)]))
         lines[-1][1].append(f"| {method} | {seed} | " + " | ".join(cells) + " |")
-    summary = {"jobs": len(jobs), "exact": sum(j["exact"] for j in jobs),
+    summary = {"scores": len(scores), "exact": sum(j["exact"] for j in scores),
                "largest_move": max(moves) if moves else 0.0,
-               "mean_move": sum(moves) / len(moves) if moves else 0.0, "per_job": jobs}
+               "mean_move": sum(moves) / len(moves) if moves else 0.0, "per_score": scores}
     return "\n\n".join("\n".join(table) for _, table in lines), summary
 
 
@@ -124,18 +124,18 @@ def against_report(recorded: PerSeed, recorded_machines: list[dict[str, Any]], r
     same = same_numerics(recorded_machines, rerun_machines)
     seeds_md, seeds = seed_comparison(recorded, rerun)
     diffs_md, verdicts = difference_comparison(recorded, rerun)
-    if not seeds["jobs"]:
+    if not seeds["scores"]:
         raise SystemExit(f"{names[1]} and {names[0]} share no (method, variant, seed) at this label ratio; "
                          "pass the rerun's --out folder and the JSON it reproduces (and --ratio if needed).")
     expectation = ("same kernels and threads on both sides: every job should be exact" if same else
                    "another machine, other kernels or threads, or a side without a machine record: per-seed "
                    "numbers may move; the paired means and their standard errors are the claim")
-    moved = seeds["jobs"] - seeds["exact"]
+    moved = seeds["scores"] - seeds["exact"]
     text = [f"## {names[1]} against {names[0]}", "",
             f"Recorded on: {'; '.join(describe(m) for m in recorded_machines) or 'machine not recorded'}",
             f"Rerun on: {'; '.join(describe(m) for m in rerun_machines) or 'machine not recorded'}",
             f"Expectation: {expectation}.", "",
-            f"**Per seed:** {seeds['exact']} of {seeds['jobs']} scores exact (variant and seed; every gains field)"
+            f"**Per seed:** {seeds['exact']} of {seeds['scores']} scores exact (variant and seed; every gains field)"
             + (f"; the other {moved} moved CIoU@0.5 by {seeds['mean_move'] * 100:.1f} points on average, "
                f"{seeds['largest_move'] * 100:.1f} at most." if moved else "."), "",
             "CIoU@0.5 (%), recorded → rerun, `=` where the job reproduced exactly:", "", seeds_md, "",

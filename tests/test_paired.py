@@ -185,7 +185,7 @@ def test_a_rerun_on_another_cpu_is_exact_where_it_is_and_agrees_within_the_stand
     stored = json.loads(out.read_text())
     assert stored["machines"] == [AVX512] and stored["against"]["same_numerics"] is False
     assert stored["against"]["seeds"]["exact"] == 3
-    by_seed = {(j["variant"], j["seed"]): j for j in stored["against"]["seeds"]["per_job"]}
+    by_seed = {(j["variant"], j["seed"]): j for j in stored["against"]["seeds"]["per_score"]}
     assert by_seed[("dmt", 0)]["exact"] and by_seed[("dmt", 1)]["shift"] == pytest.approx(0.01)
 
 
