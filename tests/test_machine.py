@@ -2,14 +2,13 @@
 import json
 import subprocess
 import sys
-from dataclasses import replace
 
 import torch
 
-from dmt_wrap_benchmarks import presets, run
 from dmt_wrap import DualMeanTeacher
 from dmt_wrap.machine import describe, machine_record, numerics_key
 from dmt_wrap.pretrained import write_pretrained
+from dmt_wrap_benchmarks import run
 from tests.child_env import same_code_env
 from tests.registered_nets import ClipToyNet
 from tests.test_export import FAST
@@ -43,13 +42,7 @@ def test_a_process_pinned_to_the_default_kernels_records_them():
     assert record["cpu_capability"] == "DEFAULT" and record["pins"]["ATEN_CPU_CAPABILITY"] == "default"
 
 
-def test_every_result_file_of_a_run_names_its_machine(monkeypatch, tmp_path):
-    monkeypatch.setenv("DMT_WRAP_CACHE", str(tmp_path / "cache"))
-    tiny = replace(presets.QUICK, image_size=32, duration=0.25, train_size=200, unlabeled_size=64, test_size=8,
-                   curve_size=4, train=presets.QUICK.train.replace(warmup_steps=2, steps=2, steps_per_epoch=2,
-                                                                   batch_size=4, labeled_batch_size=2,
-                                                                   num_workers=0))
-    monkeypatch.setitem(presets.PRESETS, "quick", tiny)
+def test_every_result_file_of_a_run_names_its_machine(tiny_preset, tmp_path):
     out = tmp_path / "out"
     assert run.main(["--method", "ezvsl", "--quick", "--variants", "naive", "--out", str(out), "--no-progress",
                      "--threads", "1", "--device", "cpu"]) == 0
