@@ -156,8 +156,6 @@ class DMTConfig:
             current = getattr(self, name, None)
             if isinstance(value, dict) and is_dataclass(current):
                 value = replace(current, **value)
-            elif isinstance(value, dict) and name in NESTED:
-                value = NESTED[name](**value)
             merged[name] = value
         return replace(self, **merged)
 
@@ -198,7 +196,6 @@ def dotted_differences(mine: dict[str, Any], theirs: dict[str, Any], prefix: str
     return names
 
 
-NESTED = {"pseudo_labels": PseudoLabelConfig, "augment": AugmentConfig}
 STAGE2_FIELDS = frozenset(f.name for f in fields(DMTConfig) if STAGE2 in f.metadata.get("reads", ()))
 TEACHER_FIELDS = frozenset(f.name for f in fields(DMTConfig) if TEACHERS in f.metadata.get("reads", ()))
 

@@ -44,9 +44,8 @@ def export_saved(source: str | os.PathLike, out: str | os.PathLike, *, data: dic
         network = recorded.get("name") or _name_for_class(model_file, state.get("network"))
     kwargs = network_kwargs if network_kwargs is not None else recorded.get("kwargs", {})
     model = DualMeanTeacher.load(model_file, lambda: registry.build(network, **kwargs), device=device)
-    data = {**{k: v for k, v in model.input_spec.items() if k != "samples"},
-            **{k: v for k, v in (data or {}).items() if v is not None}}
-    return Path(model.save_pretrained(out, network=network, network_kwargs=kwargs, data=data, metrics=metrics,
+    given = {k: v for k, v in (data or {}).items() if v is not None}  # over what the model records
+    return Path(model.save_pretrained(out, network=network, network_kwargs=kwargs, data=given, metrics=metrics,
                                       overwrite=overwrite))
 
 

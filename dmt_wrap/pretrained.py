@@ -284,11 +284,6 @@ def stored_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
         raise CheckpointError(f"{path} is not a readable safetensors file ({exc}); re-export the model.") from None
 
 
-def stored_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor names and shapes from the safetensors header (no weights read, nothing unpickled)."""
-    return {name: shape for name, (_, shape) in stored_header(path).items()}
-
-
 def check_tensors(stored: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]], folder: Path,
                   network: str) -> None:
     """Refuse stored tensors whose names or shapes differ from the network's, saying which."""
