@@ -64,11 +64,6 @@ def registration_of(net: nn.Module) -> dict | None:
     return getattr(net, REGISTRATION_ATTRIBUTE, None)
 
 
-def name_of(net: nn.Module) -> str | None:
-    """The registered name whose constructor is ``type(net)``, or None."""
-    return next((name for name, factory in _NETWORKS.items() if factory is type(net)), None)
-
-
 class PluginWarning(RuntimeWarning):
     """A package advertises networks under ``dmt_wrap.networks`` but its module cannot be imported."""
 
