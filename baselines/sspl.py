@@ -256,14 +256,15 @@ class SSPL(FreezableEncoders):
         return similarity, None if losses is None else losses.mean()
 
     def param_groups(self, lr: float) -> list[dict]:
-        """The SimSiam head at ``head_lr_scale * lr``; everything else at ``lr`` (not listed).
-
-        Empty at ``head_lr_scale=1``, so the optimiser is the default one's.
-        """
-        if self.head_lr_scale == 1.0:
-            return []
-        return [{"params": [p for p in self.head.parameters() if p.requires_grad],
-                 "lr": lr * self.head_lr_scale}]
+        """The PCM's two rate tensors without weight decay and the SimSiam head at
+        ``head_lr_scale * lr``, as the original's ``create_optimizer``; everything else at ``lr``
+        with the optimiser's weight decay (not listed). At no weight decay and ``head_lr_scale=1``
+        the optimiser steps as one ungrouped optimiser would."""
+        groups = [{"params": [self.pcm.prediction_rates, self.pcm.error_rates], "weight_decay": 0.0}]
+        if self.head_lr_scale != 1.0:
+            groups.append({"params": [p for p in self.head.parameters() if p.requires_grad],
+                           "lr": lr * self.head_lr_scale})
+        return groups
 
 
 register_recipes("sspl", {
@@ -275,7 +276,7 @@ register_recipes("sspl", {
                     training={"optimizer": "adamw", "lr": 2e-5, "weight_decay": 1e-4, "batch_size": 256},
                     source="zjsong/SSPL sspl_w_pcm/arguments_train.py and main.py create_optimizer: AdamW, "
                            "lr 2e-5 (PCM, audio projection) and 5e-5 (SimSiam head), weight decay 1e-4 "
-                           "(the original exempts the PCM's two rate tensors; here they decay too), 2 GPUs x 128; a 224 crop of the frame resized "
+                           "except on the PCM's two rate tensors, 2 GPUs x 128; a 224 crop of the frame resized "
                            "to 110%, one audio clip for both views. Its encoders are pretrained and frozen: "
                            "give visual_weights/audio_weights and freeze_visual/freeze_audio for that"),
 })

@@ -317,7 +317,13 @@ class Trainer:
                                   "resume with the same settings or use a new checkpoint_dir.")
         self.model.load_model_state(state["model"], source=f"checkpoint {path}")
         for optimizer, saved_state in zip(self.optimizers, state["optimizers"]):
-            optimizer.load_state_dict(saved_state)
+            try:
+                optimizer.load_state_dict(saved_state)
+            except ValueError as error:  # torch's words for other parameter groups than the saved ones
+                raise CheckpointError(
+                    f"checkpoint {path}: its optimizer state does not fit this network's parameter groups "
+                    f"({error}); the network's param_groups changed since it was written: resume with the "
+                    "code that wrote it, or train into a new checkpoint_dir.") from error
         self.step = int(state["step"])
         self.streams = {name: self._stream(name, int(consumed)) for name, consumed in state["streams"].items()}
         if self.world.is_main:

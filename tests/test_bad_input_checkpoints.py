@@ -53,6 +53,15 @@ def test_load_of_another_width_is_refused(tmp_path):
         DualMeanTeacher.load(tmp_path / "narrow.pt", lambda: WidthNet(16), device="cpu")
 
 
+def test_resume_after_the_network_regrouped_its_parameters_says_so(trained_run, tmp_path):
+    run_dir = copy_run(trained_run[0], tmp_path)
+    # the same network, now giving its optimiser a group of its own (as SSPL's rates without weight decay)
+    regrouped = type("ToyNet", (ToyNet,), {"param_groups": lambda self, lr: [{"params": [next(self.parameters())]}]})
+    with pytest.raises(CheckpointError, match=r"optimizer state does not fit this network's parameter groups.*"
+                                              r"new checkpoint_dir"):
+        fit(DualMeanTeacher(regrouped, TINY, device="cpu"), run_dir, resume=True)
+
+
 @pytest.mark.parametrize("changes, fields", [
     ({"lr": 1e-2, "pseudo_labels": {"tau": 0.4}}, ["lr", "pseudo_labels.tau"]),
     ({"teachers": 1}, ["teachers"]),             # another method: single mean teacher

@@ -8,6 +8,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from dmt_wrap.config import DMTConfig
+from dmt_wrap.trainer import build_optimizer
 from dmt_wrap_baselines import registry, sspl
 from tests.baseline_inputs import BATCH, SAMPLE_RATE, toy_batch
 
@@ -206,12 +208,18 @@ def test_slavc_confidence_over_the_upsampled_map_as_the_original():
 def test_sspl_paper_options_per_view_passes_mlp_projection_and_head_learning_rate():
     images, audio = toy_batch()
     plain = tiny_network("sspl")
-    assert isinstance(plain.audio_to_visual, nn.Linear) and plain.param_groups(1e-3) == []
+    assert isinstance(plain.audio_to_visual, nn.Linear)
     net = tiny_network("sspl", audio_projection_layers=2, per_view_passes=True, head_lr_scale=2.5)
     assert [type(m) for m in net.audio_to_visual] == [nn.Linear, nn.ReLU, nn.Linear]
-    (group,) = net.param_groups(2e-5)
-    assert group["lr"] == pytest.approx(5e-5)
-    assert {id(p) for p in group["params"]} == {id(p) for p in net.head.parameters()}
+    # the optimiser the trainer builds: the PCM's rates without weight decay, the head at 2.5x
+    optimizer = build_optimizer(net, DMTConfig(optimizer="adamw", lr=2e-5, weight_decay=1e-4), torch.device("cpu"))
+    rates, head, rest = optimizer.param_groups
+    assert {id(p) for p in rates["params"]} == {id(net.pcm.prediction_rates), id(net.pcm.error_rates)}
+    assert (rates["weight_decay"], rates["lr"]) == (0.0, pytest.approx(2e-5))
+    assert {id(p) for p in head["params"]} == {id(p) for p in net.head.parameters()}
+    assert (head["weight_decay"], head["lr"]) == (1e-4, pytest.approx(5e-5))
+    assert (rest["weight_decay"], rest["lr"]) == (1e-4, pytest.approx(2e-5))
+    assert len(rest["params"]) + len(head["params"]) + 2 == len(list(net.parameters()))
     # one pass per view: each view's BatchNorm statistics are its own, so view 1's map does not
     # depend on the second view at all; one joint pass mixes them
     for model, separate in ((net, True), (tiny_network("sspl"), False)):
