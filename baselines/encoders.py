@@ -165,15 +165,19 @@ class AudioEncoder(nn.Module):
 
     Log-mel spectrogram, batch-normalised (dB values are far from unit scale), then a
     1-channel ResNet of the given size and a global pool. The originals (LVS, EZ-VSL,
-    FNAC, SLAVC, SSL-TIE) max-pool the audio map, hence the default.
+    FNAC, SLAVC, SSL-TIE) max-pool the audio map, hence the default. ``output_stride`` and
+    ``dilated`` as ``create_resnet``'s: LVS's released audio ResNet runs its layer4 at
+    stride 1, undilated (16, False), so the pool sees a finer map.
     """
 
     def __init__(self, size: str = "resnet18", sample_rate: int = 16000,
-                 weights: str | None = None, n_mels: int = 64, global_pool: str = "max") -> None:
+                 weights: str | None = None, n_mels: int = 64, global_pool: str = "max",
+                 output_stride: int = 32, dilated: bool = True) -> None:
         super().__init__()
         self.spectrogram = LogMelSpectrogram(sample_rate, n_mels)
         self.spectrogram_norm = nn.BatchNorm2d(1)
-        self.backbone = create_resnet(size, in_chans=1, global_pool=global_pool, weights=weights)
+        self.backbone = create_resnet(size, in_chans=1, global_pool=global_pool, weights=weights,
+                                      output_stride=output_stride, dilated=dilated)
         self.out_channels: int = self.backbone.num_features
 
     def forward(self, waveform: Tensor) -> Tensor:
@@ -181,10 +185,12 @@ class AudioEncoder(nn.Module):
 
 
 def encoder_pair(encoder_size: str, sample_rate: int, visual_weights: str | None, audio_weights: str | None,
-                 output_stride: int, dilated: bool = True) -> tuple[VisualEncoder, AudioEncoder]:
+                 output_stride: int, dilated: bool = True,
+                 audio_output_stride: int = 32) -> tuple[VisualEncoder, AudioEncoder]:
     """The visual and audio encoders of one size, as every baseline builds them."""
     return (VisualEncoder(encoder_size, visual_weights, output_stride, dilated),
-            AudioEncoder(encoder_size, sample_rate, audio_weights))
+            AudioEncoder(encoder_size, sample_rate, audio_weights, output_stride=audio_output_stride,
+                         dilated=dilated))
 
 
 class AudioVisualEmbedder(nn.Module):
@@ -195,16 +201,18 @@ class AudioVisualEmbedder(nn.Module):
     (512 for resnet18, as the originals). ``projection=False`` compares the encoders'
     own features, as LVS does (both encoders of one size have the same width).
     ``visual_dropout`` (FNAC and SLAVC use 0.9) drops visual features before the
-    projection in training mode. ``dilated``: see ``VisualEncoder``.
+    projection in training mode. ``dilated``: see ``VisualEncoder`` (and ``AudioEncoder`` below
+    its ``audio_output_stride`` 32).
     """
 
     def __init__(self, encoder_size: str = "resnet18", sample_rate: int = 16000,
                  visual_weights: str | None = None, audio_weights: str | None = None,
                  dim: int | None = None, output_stride: int = 32, projection: bool = True,
-                 visual_dropout: float = 0.0, audio_dropout: float = 0.0, dilated: bool = True) -> None:
+                 visual_dropout: float = 0.0, audio_dropout: float = 0.0, dilated: bool = True,
+                 audio_output_stride: int = 32) -> None:
         super().__init__()
         self.visual, self.audio = encoder_pair(encoder_size, sample_rate, visual_weights, audio_weights,
-                                               output_stride, dilated)
+                                               output_stride, dilated, audio_output_stride)
         self.dim: int = dim or self.visual.out_channels
         if not projection and self.dim != self.visual.out_channels:
             raise ValueError(f"without a projection the embedding has the encoders' width "

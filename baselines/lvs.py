@@ -4,7 +4,9 @@ Map: the cosine ``A = <v(p), a>`` between L2-normalised visual features and audi
 embedding (the original compares ResNet18 layer4 with the max-pooled audio features
 directly; ``dim`` adds linear projections instead). The original's layer4 runs at stride 1
 without dilation, for 14x14 at 224 px: ``output_stride=16, dilated=False`` (the ``"paper"``
-recipe); the default ``dilated=True`` reaches stride 16 by timm's dilation instead.
+recipe); the default ``dilated=True`` reaches stride 16 by timm's dilation instead. Its audio
+ResNet runs layer4 so too: ``audio_output_stride=16`` with ``dilated=False`` (also the
+``"paper"`` recipe; the default 32 keeps layer4's stride 2 before the max pool).
 
 Loss: a soft tri-map on the matched map, ``m_p = sigmoid((A - 0.65) / 0.03)`` (positive
 region) and ``m_n = 1 - sigmoid((A - 0.4) / 0.03)`` (hard-negative background of the
@@ -77,11 +79,12 @@ class LVS(nn.Module):
                  dim: int | None = None, output_stride: int = 16,
                  positive_threshold: float = 0.65, negative_threshold: float = 0.4,
                  trimap_sharpness: float = 0.03, temperature: float = 0.07,
-                 dilated: bool = True) -> None:
+                 dilated: bool = True, audio_output_stride: int = 32) -> None:
         super().__init__()
         self.embedder = AudioVisualEmbedder(encoder_size, sample_rate, visual_weights,
                                             audio_weights, dim, output_stride,
-                                            projection=dim is not None, dilated=dilated)
+                                            projection=dim is not None, dilated=dilated,
+                                            audio_output_stride=audio_output_stride)
         self.positive_threshold = positive_threshold
         self.negative_threshold = negative_threshold
         self.trimap_sharpness = trimap_sharpness
@@ -104,9 +107,9 @@ class LVS(nn.Module):
 register_recipes("lvs", {
     "composed-cpu": Recipe(network=COMPOSED_CPU_NETWORK,
                            source="the composed benchmark at 64 px: an 8x8 map (dilated); nothing else changed"),
-    "paper": Recipe(network={"output_stride": 16, "dilated": False},
+    "paper": Recipe(network={"output_stride": 16, "dilated": False, "audio_output_stride": 16},
                     training={"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "batch_size": 128},
                     source="hche11/Localizing-Visual-Sounds-the-Hard-Way models/base_models.py: layer4 at "
-                           "stride 1, undilated. The repository releases no training script: the training "
+                           "stride 1, undilated, in the visual and the audio ResNet. The repository releases no training script: the training "
                            "settings are the paper preset's former shared ones, not read from LVS's code"),
 })

@@ -288,6 +288,26 @@ def test_undilated_stride_keeps_the_resolution_with_stride_one_convolutions():
     assert lvs.embedder.visual.backbone.layer4[0].conv1.stride == (1, 1)
 
 
+def test_lvs_audio_resnet_runs_layer4_at_stride_one_as_released():
+    """The paper recipe's audio ResNet: layer4 undilated at stride 1, so the max pool sees a map
+    twice as fine; the same initial weights as the default's; the default keeps stride 2."""
+    torch.manual_seed(0)
+    default = AudioEncoder("tiny", sample_rate=8000)
+    torch.manual_seed(0)
+    released = AudioEncoder("tiny", sample_rate=8000, output_stride=16, dilated=False)
+    for a, b in zip(released.state_dict().values(), default.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert default.backbone.layer4[0].conv1.stride == (2, 2)
+    assert released.backbone.layer4[0].conv1.stride == (1, 1)
+    spectrogram = torch.rand(2, 1, 64, 64)
+    coarse = default.backbone.forward_features(spectrogram).shape[-2:]
+    fine = released.backbone.forward_features(spectrogram).shape[-2:]
+    assert (fine[0], fine[1]) == (2 * coarse[0], 2 * coarse[1])
+    assert released(torch.randn(2, 8000)).shape == (2, released.out_channels)
+    paper = baselines.build("lvs", recipe="paper", encoder_size="tiny")
+    assert paper.embedder.audio.backbone.layer4[0].conv1.stride == (1, 1)
+
+
 def test_ssltie_original_family_is_one_scale_and_flip_per_batch_with_integer_angles():
     from dmt_wrap_baselines.ssltie import original_view_transforms, warp_zero_padded
 

@@ -73,7 +73,7 @@ def test_paper_recipes_hold_the_originals_training_settings():
     assert recipe_training("sspl", "paper") == {"optimizer": "adamw", "lr": 2e-5, "weight_decay": 1e-4,
                                                 "batch_size": 256}
     assert recipe_training("attention10k", "paper")["optimizer"] == "sgd"
-    assert recipe_network_kwargs("lvs", "paper") == {"output_stride": 16, "dilated": False}
+    assert recipe_network_kwargs("lvs", "paper") == {"output_stride": 16, "dilated": False, "audio_output_stride": 16}
     assert recipe_network_kwargs("ssltie", "paper")["transforms"] == "original"
     with pytest.raises(ValueError, match="no recipe"):
         get_recipe("ezvsl", "imagenet")
