@@ -424,8 +424,8 @@ def _planned_tensors(factory: Callable[[], nn.Module], train: DMTConfig, folder:
     try:
         with torch.device("meta"), _MetaScalars():
             probe = CalibratedNetwork(factory())
-    except NotImplementedError:  # an operation the meta device lacks: the checks run on the real build
-        return None
+    except NotImplementedError:
+        return None  # an operation the meta device lacks: the checks run on the real build
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RuntimeError) as exc:
         if isinstance(exc, RuntimeError) and "meta" in str(exc):
             return None
