@@ -73,7 +73,7 @@ def seed_comparison(recorded: PerSeed, rerun: PerSeed) -> tuple[str, dict[str, A
             lines.append((method, ["| method | seed | " + " | ".join(variants) + " |",
                                    "|" + "---|" * (len(variants) + 2)]))
         lines[-1][1].append(f"| {method} | {seed} | " + " | ".join(cells) + " |")
-    summary = {"scores": len(scores), "exact": sum(j["exact"] for j in scores),
+    summary = {"scores": len(scores), "exact": sum(score["exact"] for score in scores),
                "largest_move": max(moves) if moves else 0.0,
                "mean_move": sum(moves) / len(moves) if moves else 0.0, "per_score": scores}
     return "\n\n".join("\n".join(table) for _, table in lines), summary

@@ -14,7 +14,6 @@ from dmt_wrap_baselines import registry, sspl
 from tests.baseline_inputs import BATCH, SAMPLE_RATE, toy_batch
 
 
-
 def tiny_network(name: str, **kwargs) -> nn.Module:
     torch.manual_seed(0)
     return registry.build(name, encoder_size="tiny", sample_rate=SAMPLE_RATE, **kwargs)
